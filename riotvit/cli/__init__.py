@@ -1,0 +1,49 @@
+"""The ``riotvit`` command line: a thin layer over the library (one module per command group)."""
+
+from __future__ import annotations
+
+import typer
+
+from riotvit import __version__
+from riotvit.cli import catalog as catalog_cli
+from riotvit.cli.sample import EXAMPLES as SAMPLE_EXAMPLES
+from riotvit.cli.sample import sample_command
+from riotvit.cli.tile import EXAMPLES as TILE_EXAMPLES
+from riotvit.cli.tile import tile_command
+
+HELP = """riotvit: riot risk mapped from space, per 672 m cell, for prevention and humanitarian planning.
+
+Pipeline: sample -> tile -> join -> train -> evaluate -> predict -> explain (see DESIGN.md).
+
+Examples:
+
+  riotvit sample --out data/sample
+
+  riotvit tile data/sample/city.tif --out runs/tiles
+
+  riotvit catalog validate
+"""
+
+app = typer.Typer(
+    name="riotvit", help=HELP, no_args_is_help=True, rich_markup_mode="markdown",
+    pretty_exceptions_enable=False, add_completion=False,
+)
+app.command("sample", epilog=SAMPLE_EXAMPLES)(sample_command)
+app.command("tile", epilog=TILE_EXAMPLES)(tile_command)
+app.add_typer(catalog_cli.app, name="catalog")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"riotvit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version.")) -> None:
+    """riotvit command line."""
+
+
+def main() -> None:
+    """Console entry point."""
+    app()
