@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -11,12 +11,12 @@ from rich.table import Table
 from riotvit.cli._common import console, handle_errors, out_console, print_json
 
 app = typer.Typer(help="Browse and check the data catalog (data_catalog/*.yaml).", no_args_is_help=True)
-CatalogOpt = Annotated[Optional[Path], typer.Option("--catalog", help="Catalog folder. [default: ./data_catalog]")]
+CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="Catalog folder. [default: ./data_catalog]")]
 
 
 @app.command("list")
 @handle_errors
-def list_command(catalog: CatalogOpt = None, kind: Annotated[Optional[str], typer.Option(help="raster|acled|census|region")] = None,
+def list_command(catalog: CatalogOpt = None, kind: Annotated[str | None, typer.Option(help="raster|acled|census|region")] = None,
                  json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
     """List catalog entries: id, kind, whether the file is present, description.
 
@@ -39,7 +39,7 @@ def list_command(catalog: CatalogOpt = None, kind: Annotated[Optional[str], type
     for row in rows:
         t.add_row(row["id"], row["kind"], "[green]yes[/]" if row["present"] == "yes" else "[red]no[/]", row["description"])
     out_console.print(t)
-    for f, err in cat.load_errors.items():
+    for err in cat.load_errors.values():
         console.print(f"[red]broken entry[/] {err}")
 
 
@@ -62,7 +62,7 @@ def show_command(entry_id: Annotated[str, typer.Argument(help="Entry id.")], cat
 
 @app.command("validate")
 @handle_errors
-def validate_command(catalog: CatalogOpt = None, ids: Annotated[Optional[list[str]], typer.Argument(help="Entries to check (default: all).")] = None,
+def validate_command(catalog: CatalogOpt = None, ids: Annotated[list[str] | None, typer.Argument(help="Entries to check (default: all).")] = None,
                      strict: Annotated[bool, typer.Option("--strict", help="Also fail on entries whose file is absent.")] = False) -> None:
     """Check entries against their files: missing file, CRS, band count, nodata, census columns.
 

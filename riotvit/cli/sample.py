@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -21,10 +21,10 @@ Examples:
 @handle_errors
 def sample_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the sample into.")] = Path("data/sample"),
-    seed: Annotated[Optional[int], typer.Option(help="Random seed (same seed, same files). [default: 7]")] = None,
-    size_km: Annotated[Optional[float], typer.Option(help="Side of the city image, km. [default: 12]")] = None,
-    image_date: Annotated[Optional[str], typer.Option(help="Image acquisition date. [default: 2022-06-15]")] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML with any of these options.")] = None,
+    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same files). [default: 7]")] = None,
+    size_km: Annotated[float | None, typer.Option(help="Side of the city image, km. [default: 12]")] = None,
+    image_date: Annotated[str | None, typer.Option(help="Image acquisition date. [default: 2022-06-15]")] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with any of these options.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing sample folder.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -32,20 +31,20 @@ PANEL_RUN = "Run"
 def tile_command(
     rasters: Annotated[list[str], typer.Argument(help="GeoTIFF/COG files or catalog raster ids.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Tile set folder to write.", rich_help_panel=PANEL_RUN)],
-    config: Annotated[Optional[Path], typer.Option(help="YAML with any of the options below (CLI wins).", rich_help_panel=PANEL_RUN)] = None,
-    crop_m: Annotated[Optional[float], typer.Option(help="Crop side on the ground, metres. [default: 672]", rich_help_panel=PANEL_GRID)] = None,
-    crop_px: Annotated[Optional[int], typer.Option(help="Crop side in pixels (GSD = crop_m/crop_px). [default: 224]", rich_help_panel=PANEL_GRID)] = None,
-    stride_m: Annotated[Optional[float], typer.Option(help="Distance between crop origins, metres. [default: crop_m]", rich_help_panel=PANEL_GRID)] = None,
-    overlap: Annotated[Optional[float], typer.Option(help="Overlap between neighbouring crops, 0..1 (e.g. 0.5).", rich_help_panel=PANEL_GRID)] = None,
-    crs: Annotated[Optional[str], typer.Option(help="Metric CRS of the grid, e.g. EPSG:32637. [default: raster's own if metric, else its UTM zone]", rich_help_panel=PANEL_GRID)] = None,
-    min_valid: Annotated[Optional[float], typer.Option(help="Drop crops with a smaller share of valid pixels. [default: 0.5]", rich_help_panel=PANEL_GRID)] = None,
-    resampling: Annotated[Optional[str], typer.Option(help="nearest|bilinear|cubic|average|... [default: bilinear]", rich_help_panel=PANEL_IN)] = None,
-    categorical: Annotated[Optional[bool], typer.Option("--categorical", help="Rasters hold classes: resample with nearest.", rich_help_panel=PANEL_IN)] = None,
-    bands: Annotated[Optional[str], typer.Option(help="Comma-separated band names, e.g. blue,green,red,nir.", rich_help_panel=PANEL_IN)] = None,
-    date: Annotated[Optional[str], typer.Option(help="Acquisition date YYYY-MM-DD (default: catalog or raster tags).", rich_help_panel=PANEL_IN)] = None,
-    catalog: Annotated[Optional[Path], typer.Option(help="Catalog folder for raster ids. [default: ./data_catalog]", rich_help_panel=PANEL_IN)] = None,
-    write_geotiffs: Annotated[Optional[bool], typer.Option("--write-geotiffs", help="Also write each crop as a GeoTIFF (geotiffs/).", rich_help_panel=PANEL_RUN)] = None,
-    block_crops: Annotated[Optional[int], typer.Option(help="Crops per side of a processing block (memory bound). [default: 32]", rich_help_panel=PANEL_RUN)] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with any of the options below (CLI wins).", rich_help_panel=PANEL_RUN)] = None,
+    crop_m: Annotated[float | None, typer.Option(help="Crop side on the ground, metres. [default: 672]", rich_help_panel=PANEL_GRID)] = None,
+    crop_px: Annotated[int | None, typer.Option(help="Crop side in pixels (GSD = crop_m/crop_px). [default: 224]", rich_help_panel=PANEL_GRID)] = None,
+    stride_m: Annotated[float | None, typer.Option(help="Distance between crop origins, metres. [default: crop_m]", rich_help_panel=PANEL_GRID)] = None,
+    overlap: Annotated[float | None, typer.Option(help="Overlap between neighbouring crops, 0..1 (e.g. 0.5).", rich_help_panel=PANEL_GRID)] = None,
+    crs: Annotated[str | None, typer.Option(help="Metric CRS of the grid, e.g. EPSG:32637. [default: raster's own if metric, else its UTM zone]", rich_help_panel=PANEL_GRID)] = None,
+    min_valid: Annotated[float | None, typer.Option(help="Drop crops with a smaller share of valid pixels. [default: 0.5]", rich_help_panel=PANEL_GRID)] = None,
+    resampling: Annotated[str | None, typer.Option(help="nearest|bilinear|cubic|average|... [default: bilinear]", rich_help_panel=PANEL_IN)] = None,
+    categorical: Annotated[bool | None, typer.Option("--categorical", help="Rasters hold classes: resample with nearest.", rich_help_panel=PANEL_IN)] = None,
+    bands: Annotated[str | None, typer.Option(help="Comma-separated band names, e.g. blue,green,red,nir.", rich_help_panel=PANEL_IN)] = None,
+    date: Annotated[str | None, typer.Option(help="Acquisition date YYYY-MM-DD (default: catalog or raster tags).", rich_help_panel=PANEL_IN)] = None,
+    catalog: Annotated[Path | None, typer.Option(help="Catalog folder for raster ids. [default: ./data_catalog]", rich_help_panel=PANEL_IN)] = None,
+    write_geotiffs: Annotated[bool | None, typer.Option("--write-geotiffs", help="Also write each crop as a GeoTIFF (geotiffs/).", rich_help_panel=PANEL_RUN)] = None,
+    block_crops: Annotated[int | None, typer.Option(help="Crops per side of a processing block (memory bound). [default: 32]", rich_help_panel=PANEL_RUN)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing, different tile set.", rich_help_panel=PANEL_RUN)] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the grid (crop count, CRS, GSD, extent) without reading pixels.", rich_help_panel=PANEL_RUN)] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.", rich_help_panel=PANEL_RUN)] = False,

@@ -141,14 +141,6 @@ def grid_epsg(first: RasterSource, crs: str | None) -> int:
     return utm_epsg((lon0 + lon1) / 2, (lat0 + lat1) / 2)
 
 
-def _metres_per_pixel(s: RasterSource) -> float:
-    if s.is_metric:
-        return float(min(s.res))
-    lon0, lat0, lon1, lat1 = transform_bounds(CRS.from_wkt(s.crs_wkt), "EPSG:4326", *s.bounds)
-    lat = np.radians((lat0 + lat1) / 2)
-    return float(min(s.res[0] * 111_320 * np.cos(lat), s.res[1] * 110_540))
-
-
 def plan_tiles(specs: list[SourceSpec], cfg: TileConfig) -> TilePlan:
     """Open and check every source, choose the grid and list the blocks to process.
 
@@ -184,7 +176,7 @@ def plan_tiles(specs: list[SourceSpec], cfg: TileConfig) -> TilePlan:
         raise
     warnings = []
     for s in sources:
-        mpp = _metres_per_pixel(s)
+        mpp = min(s.pixel_size_m())
         across = grid.crop_m / mpp
         if across < 8:
             warnings.append(

@@ -37,6 +37,18 @@ def cast_into(values: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return values.astype(dtype, copy=False)
 
 
+def _warp_scale(s: RasterSource, gsd: float) -> dict[str, float]:
+    """GDAL's XSCALE/YSCALE (destination pixels per source pixel) fixed once per source.
+
+    GDAL otherwise derives the resampling scale per processing chunk from the shape of the
+    regions, so the same pixel can come out differently when the requested extent changes
+    (e.g. at the raster's edge). A constant scale makes every pixel independent of the region
+    asked for, which is what lets two half-regions merge into exactly the whole.
+    """
+    rx, ry = s.pixel_size_m()
+    return {"XSCALE": rx / gsd, "YSCALE": ry / gsd}
+
+
 class GridReader:
     """Reads grid-lattice regions from a group of sources (a mosaic of one date).
 
@@ -54,6 +66,7 @@ class GridReader:
         self._ds: list = []
         self._grid_bounds: list[tuple[float, float, float, float]] = []
         self._aligned: list[bool] = []
+        self._scale: list[dict[str, float]] = []
 
     def __enter__(self) -> GridReader:
         for s in self.sources:
@@ -61,6 +74,7 @@ class GridReader:
             self._ds.append(ds)
             same_crs = s.epsg == self.grid.epsg or CRS.from_wkt(s.crs_wkt) == self.dst_crs
             self._aligned.append(bool(same_crs and self.grid.is_aligned(s.transform)))
+            self._scale.append(_warp_scale(s, self.grid.gsd))
             if same_crs:
                 self._grid_bounds.append(s.bounds)
             else:
@@ -134,7 +148,7 @@ class GridReader:
         src_crs = CRS.from_wkt(s.crs_wkt)
         sb = transform_bounds(self.dst_crs, src_crs, *bounds, densify_pts=21)
         inv = ~s.transform
-        cols, rows = zip(*(inv * (x, y) for x in (sb[0], sb[2]) for y in (sb[1], sb[3])))
+        cols, rows = zip(*(inv @ (x, y) for x in (sb[0], sb[2]) for y in (sb[1], sb[3])))
         pad = _KERNEL_PAD.get(self.resampling, 2)
         c0 = max(int(math.floor(min(cols))) - pad, 0)
         r0 = max(int(math.floor(min(rows))) - pad, 0)
@@ -161,6 +175,7 @@ class GridReader:
             resampling=Resampling[res],
             init_dest_nodata=True,
             num_threads=2,
+            **self._scale[k],
         )
         got = ~np.isnan(dst).any(axis=0)
         take = got & ~mask

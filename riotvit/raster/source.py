@@ -62,6 +62,20 @@ class RasterSource:
         ys = (t.f, t.f + t.e * self.height)
         return (min(xs), min(ys), max(xs), max(ys))
 
+    def pixel_size_m(self) -> tuple[float, float]:
+        """Approximate pixel size on the ground in metres (x, y), at the raster's centre."""
+        from rasterio.crs import CRS
+        from rasterio.warp import transform_bounds
+
+        crs = CRS.from_wkt(self.crs_wkt)
+        rx, ry = self.res
+        if crs.is_projected:
+            f = float(crs.linear_units_factor[1]) if crs.linear_units else 1.0
+            return rx * f, ry * f
+        lon0, lat0, lon1, lat1 = transform_bounds(crs, "EPSG:4326", *self.bounds)
+        lat = np.radians((lat0 + lat1) / 2)
+        return float(rx * 111_320 * np.cos(lat)), float(ry * 110_540)
+
     def to_dict(self) -> dict:
         return {
             "id": self.id,

@@ -239,33 +239,44 @@ class _Runner:
         return len(plan.blocks)
 
     def _block(self, b: Block, reader: GridReader) -> None:
+        """Process one block: read its region in bands of several crop rows, north to south.
+
+        Consecutive bands share ``crop_px - stride_px`` rows (the overlap), which are carried
+        over instead of read again, so each source pixel is read once per block.
+        """
         g = self.plan.grid
         cp, sp = g.crop_px, g.stride_px
-        ncol = len(b.cols)
-        width = (ncol - 1) * sp + cp
+        width = (len(b.cols) - 1) * sp + cp
         c = len(self.plan.band_names)
-        buf = np.zeros((c, cp, width), dtype=self.dtype)
-        mbuf = np.zeros((cp, width), dtype=bool)
-        who = np.full((cp, width), -1, dtype=np.int16)
+        row_bytes = width * (c * self.dtype.itemsize + 3)
+        per_read = max(1, min(len(b.rows), (max(cp, READ_BUDGET_BYTES // row_bytes) - cp) // sp + 1))
+        hmax = (per_read - 1) * sp + cp
+        buf = np.zeros((c, hmax, width), dtype=self.dtype)
+        mbuf = np.zeros((hmax, width), dtype=bool)
+        who = np.full((hmax, width), -1, dtype=np.int16)
         x0 = b.cols.start * g.stride_m
         group = self.plan.groups[b.group]
         date = self.plan.sources[group[0]].date.isoformat()
-        records = []
-        for i, row in enumerate(reversed(b.rows)):
-            top = row * g.stride_m + g.crop_m
-            if i == 0 or sp >= cp:
-                mbuf[:] = False
-                who[:] = -1
-                reader.read(x0, top, width, cp, buf, mbuf, who)
-            else:
-                keep = cp - sp
-                buf[:, :keep] = buf[:, sp:]
-                mbuf[:keep] = mbuf[sp:]
-                who[:keep] = who[sp:]
-                mbuf[keep:] = False
-                who[keep:] = -1
-                reader.read(x0, row * g.stride_m + g.stride_m, width, sp, buf[:, keep:], mbuf[keep:], who[keep:])
-            records.extend(self._emit_row(b, row, buf, mbuf, who, group, date))
+        carry = max(0, cp - sp)
+        rows = list(reversed(b.rows))
+        records: list[tuple] = []
+        prev_h = 0
+        for k in range(0, len(rows), per_read):
+            band_rows = rows[k : k + per_read]
+            h = (len(band_rows) - 1) * sp + cp
+            top = band_rows[0] * g.stride_m + g.crop_m
+            kept = carry if (k > 0 and carry) else 0
+            if kept:  # the previous band's last `carry` rows are this band's first
+                buf[:, :kept] = buf[:, prev_h - kept : prev_h].copy()
+                mbuf[:kept] = mbuf[prev_h - kept : prev_h].copy()
+                who[:kept] = who[prev_h - kept : prev_h].copy()
+            mbuf[kept:h] = False
+            who[kept:h] = -1
+            reader.read(x0, top - kept * g.gsd, width, h - kept, buf[:, kept:h], mbuf[kept:h], who[kept:h])
+            for i, row in enumerate(band_rows):
+                sl = slice(i * sp, i * sp + cp)
+                records.extend(self._emit_row(b, row, buf[:, sl], mbuf[sl], who[sl], group, date))
+            prev_h = h
         self.chips.flush()
         self.masks.flush()
         part = pd.DataFrame.from_records(records, columns=_PART_COLUMNS)
@@ -274,29 +285,28 @@ class _Runner:
         tmp.rename(self.work / "parts" / f"block_{b.index:06d}.parquet")
 
     def _emit_row(self, b: Block, row: int, buf, mbuf, who, group: list[int], date: str) -> list[tuple]:
+        """Cut the kept crops of one crop row out of the band buffer and store them."""
         g, cfg = self.plan.grid, self.cfg
         cp, sp = g.crop_px, g.stride_px
-        npx = cp * cp
-        keep_cols, fracs = [], []
-        for j, col in enumerate(b.cols):
-            m = mbuf[:, j * sp : j * sp + cp]
-            frac = float(np.count_nonzero(m)) / npx
-            if frac > 0 and frac >= cfg.min_valid:
-                keep_cols.append(j)
-                fracs.append(frac)
-        if not keep_cols:
+        x0 = np.arange(len(b.cols)) * sp
+        colsum = np.concatenate([[0], np.cumsum(np.count_nonzero(mbuf, axis=0))])
+        fracs_all = (colsum[x0 + cp] - colsum[x0]) / float(cp * cp)
+        keep = np.flatnonzero((fracs_all > 0) & (fracs_all >= cfg.min_valid))
+        if keep.size == 0:
             return []
-        chips = np.stack([buf[:, :, j * sp : j * sp + cp] for j in keep_cols])
-        masks = np.stack([mbuf[:, j * sp : j * sp + cp] for j in keep_cols])
-        partial = np.array([f < 1.0 for f in fracs])
+        fracs = fracs_all[keep]
+        px = x0[keep][:, None] + np.arange(cp)  # (k, cp) buffer columns of each crop
+        chips = np.ascontiguousarray(buf[:, :, px].transpose(2, 0, 1, 3))  # (k, C, cp, cp)
+        masks = mbuf[:, px].transpose(1, 0, 2)  # (k, cp, cp)
+        partial = fracs < 1.0
         if partial.any():
             chips[~np.broadcast_to(masks[:, None], chips.shape)] = 0
         first = self.chips.append(chips)
-        mask_idx = np.full(len(keep_cols), -1, dtype=np.int64)
+        mask_idx = np.full(keep.size, -1, dtype=np.int64)
         if partial.any():
             mfirst = self.masks.append(masks[partial].astype(np.uint8))
             mask_idx[partial] = np.arange(mfirst, mfirst + int(partial.sum()))
-        cols = np.array([b.cols[j] for j in keep_cols])
+        cols = b.cols.start + keep
         sel = in_stats_sample(cols, row, self.stats_every)
         if sel.any():
             full, part = sel & ~partial, sel & partial
@@ -304,21 +314,25 @@ class _Runner:
                 self.stats.update(chips[full], None)
             if part.any():
                 self.stats.update(chips[part], masks[part])
-        recs = []
-        for k, j in enumerate(keep_cols):
-            col = b.cols[j]
-            w = who[:, j * sp : j * sp + cp]
-            counts = np.bincount(w[w >= 0], minlength=len(group))
-            src = self.plan.sources[group[int(np.argmax(counts))]].id
-            cid = g.crop_id(col, row)
-            recs.append((cid, col, row, src, date, round(fracs[k], 6), first + k, int(mask_idx[k]), b.index))
-            if cfg.write_geotiffs:
-                _write_crop_tif(self.work / "geotiffs" / f"{cid}_{date}.tif", chips[k], masks[k], g, col, row,
-                                self.plan.band_names)
+        if len(group) == 1:
+            srcs = [self.plan.sources[group[0]].id] * keep.size
+        else:  # a mosaic: the source that filled most of the crop's valid pixels
+            w = who[:, px].transpose(1, 0, 2).reshape(keep.size, -1)
+            counts = np.stack([(w == k).sum(axis=1) for k in range(len(group))], axis=1)
+            srcs = [self.plan.sources[group[i]].id for i in counts.argmax(axis=1)]
+        ids = g.crop_ids(cols, np.full(keep.size, row))
+        recs = list(zip(ids, cols.tolist(), [row] * keep.size, srcs, [date] * keep.size,
+                        np.round(fracs, 6).tolist(), range(first, first + keep.size), mask_idx.tolist(),
+                        [b.index] * keep.size))
+        if cfg.write_geotiffs:
+            for k in range(keep.size):
+                _write_crop_tif(self.work / "geotiffs" / f"{ids[k]}_{date}.tif", chips[k], masks[k], g,
+                                int(cols[k]), row, self.plan.band_names)
         return recs
 
 
 STATS_TARGET_CHIPS = 512
+READ_BUDGET_BYTES = 96 << 20  # pixels of one read band (data + mask + source index), per block
 
 
 def stats_stride(n_candidates: int) -> int:

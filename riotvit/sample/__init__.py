@@ -68,7 +68,7 @@ def generate_sample(out: str | Path, config: SampleConfig | None = None, overwri
 
     from riotvit.sample.city import CLASS_NAMES, build_layout, render_image
     from riotvit.sample.events import draw_events
-    from riotvit.sample.truth import COEF, CENTRE, cell_truth
+    from riotvit.sample.truth import CENTRE, COEF, cell_truth
     from riotvit.sample.wards import build_wards
 
     cfg = config or SampleConfig()

@@ -103,7 +103,7 @@ def _to_acled(rng, ev: pd.DataFrame, wards, x0, y1, layout, epsg) -> pd.DataFram
     joined = gpd.sjoin(pts, wards[["ward_name", "geometry"]], how="left", predicate="within")
     joined = joined[~joined.index.duplicated()]
     ward = joined["ward_name"].fillna("Ward 01").to_numpy()
-    geo_p = rng.choice([1, 2, 3], size=n, p=[0.8, 0.16, 0.04])
+    geo_p = rng.choice([1, 2, 3], size=n, p=[0.86, 0.11, 0.03])
     time_p = rng.choice([1, 2, 3], size=n, p=[0.88, 0.09, 0.03])
     x, y = ev["x"].to_numpy().copy(), ev["y"].to_numpy().copy()
     cent = wards.set_index("ward_name").geometry.representative_point()
@@ -115,7 +115,7 @@ def _to_acled(rng, ev: pd.DataFrame, wards, x0, y1, layout, epsg) -> pd.DataFram
     y[three] = y1 - layout.centre[1]
     lon, lat = Transformer.from_crs(epsg, 4326, always_xy=True).transform(x, y)
     dates = pd.to_datetime(ev["date"])
-    dates = dates.where(time_p != 2, dates - pd.to_timedelta(dates.dt.dayofweek, unit="D"))
+    dates = dates.where(time_p != 2, dates - pd.to_timedelta(dates.dt.day_of_week, unit="D"))
     dates = dates.where(time_p != 3, dates.dt.to_period("M").dt.to_timestamp() + pd.Timedelta(days=14))
     et = ev["event_type"].to_numpy()
     sub, dis, a1, i1, a2, i2, fat, tags, notes = ([] for _ in range(9))
