@@ -454,6 +454,7 @@ def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
                 say(f"torchgeo {kind}, num_workers={workers}: {m} crops in {tg.best:.3f} s{extra}")
                 del tg
     del riot_chips, masks
+    shutil.rmtree(tileset, ignore_errors=True)
 
     # peak memory
     if not args.no_memory:

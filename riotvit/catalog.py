@@ -246,3 +246,25 @@ def raster_specs(items: list[str], catalog_dir: str | Path | None = None) -> lis
             "check the path or run riotvit catalog list"
         )
     return specs
+
+
+def resolve_source(item: str | Path, kind: str, catalog_dir: str | Path | None = None) -> tuple[Path, CatalogEntry | None]:
+    """A file path, or a catalog id of ``kind`` resolved to its path (and entry)."""
+    p = Path(item)
+    if p.exists():
+        return p, None
+    try:
+        cat = Catalog.load(catalog_dir)
+    except CatalogError:
+        cat = None
+    if cat is not None and cat.has(str(item)) and cat.entries[str(item)].entry.kind == kind:
+        r = cat.entries[str(item)]
+        if r.path is None or not r.path.exists():
+            raise CatalogError(f"catalog {kind} '{item}': file {r.path} not found; fix 'path' in {r.file}")
+        return r.path, r.entry
+    from riotvit.errors import InputError
+
+    known = cat.ids(kind) if cat else []
+    raise InputError(
+        f"{item}: neither a file nor a {kind} id in the catalog{suggest(str(item), known)}; check the path or run riotvit catalog list"
+    )

@@ -6,6 +6,8 @@ import typer
 
 from riotvit import __version__
 from riotvit.cli import catalog as catalog_cli
+from riotvit.cli.join import EXAMPLES as JOIN_EXAMPLES
+from riotvit.cli.join import join_command
 from riotvit.cli.sample import EXAMPLES as SAMPLE_EXAMPLES
 from riotvit.cli.sample import sample_command
 from riotvit.cli.tile import EXAMPLES as TILE_EXAMPLES
@@ -30,6 +32,7 @@ app = typer.Typer(
 )
 app.command("sample", epilog=SAMPLE_EXAMPLES)(sample_command)
 app.command("tile", epilog=TILE_EXAMPLES)(tile_command)
+app.command("join", epilog=JOIN_EXAMPLES)(join_command)
 app.add_typer(catalog_cli.app, name="catalog")
 
 

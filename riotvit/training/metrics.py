@@ -170,7 +170,9 @@ def binary_metrics(
         ``n``, ``n_pos``, ``prevalence``, ``auroc``, ``aupr`` (average precision), ``brier``,
         ``log_loss``, ``threshold``, ``f1``, ``precision``, ``recall``, ``ece``, ``reliability``
         (bins, see :func:`reliability_bins`), ``n_dropped`` and ``note`` ("" or why a value is
-        nan). With one class only, ``auroc`` and ``aupr`` are nan.
+        nan), plus ``n_flagged`` (rows at or above the threshold). With one class only,
+        ``auroc`` and ``aupr`` are nan; ``precision`` is 0 when nothing is flagged; ``f1`` is
+        nan when there are no positives and nothing is flagged.
     """
     y, p, dropped = _finite_pair(y, p)
     y = (y > 0.5).astype(np.float64)
