@@ -246,7 +246,7 @@ def join(
     n_excl = int(events["label_excluded"].sum())
     in_time = np.zeros(len(events), dtype=bool)
     ed = events["event_date"]
-    for d, (w0, w1) in zip(dates, win):
+    for d, (_, w1) in zip(dates, win):
         in_time |= ((ed >= d - pd.Timedelta(days=max(max(spec.history_days), spec.since_cap_days))) & (ed < w1)).to_numpy()
     excl = events["label_excluded"].to_numpy()
     ev_counts = {"read": arep.n_rows, "skipped while reading": arep.n_rows - arep.n_valid,

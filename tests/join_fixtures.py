@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import shapely
 from pyproj import Transformer
-from raster_fixtures import aligned_transform, random_image, write_raster
+from raster_fixtures import random_image, write_raster
 
 from riotvit.events.vocab import ACLED_COLUMNS
 from riotvit.raster.plan import TileConfig

@@ -7,7 +7,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from join_fixtures import COL0, N_COLS, N_ROWS, ROW_TOP, crop_centre, make_tileset, random_events, write_census, write_events
+from join_fixtures import (
+    COL0,
+    N_COLS,
+    N_ROWS,
+    ROW_TOP,
+    crop_centre,
+    make_tileset,
+    random_events,
+    write_census,
+    write_events,
+)
 from typer.testing import CliRunner
 
 from riotvit.census import CensusConfig

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -32,20 +31,20 @@ def join_command(
     tileset: Annotated[Path, typer.Argument(help="Tile set folder made by riotvit tile.")],
     acled: Annotated[str, typer.Option(help="ACLED export (CSV or .xlsx) or a catalog id.", rich_help_panel=P_LABEL)],
     out: Annotated[Path, typer.Option("--out", "-o", help="samples.parquet to write.", rich_help_panel=P_RUN)],
-    census: Annotated[Optional[str], typer.Option(help="Census polygons (GPKG/GeoJSON/SHP) or a catalog id.", rich_help_panel=P_CENSUS)] = None,
-    population_raster: Annotated[Optional[str], typer.Option(help="Population raster for dasymetric interpolation (file or catalog id).", rich_help_panel=P_CENSUS)] = None,
-    extensive: Annotated[Optional[str], typer.Option(help="Comma-separated count columns (split by area), e.g. population,households.", rich_help_panel=P_CENSUS)] = None,
-    intensive: Annotated[Optional[str], typer.Option(help="Comma-separated rate/share columns (area-weighted mean).", rich_help_panel=P_CENSUS)] = None,
-    population_column: Annotated[Optional[str], typer.Option(help="The population column (for density).", rich_help_panel=P_CENSUS)] = None,
-    lead_days: Annotated[Optional[int], typer.Option(help="Days from acquisition to label-window start. \\[default: 0]", rich_help_panel=P_LABEL)] = None,
-    horizon_days: Annotated[Optional[int], typer.Option(help="Label-window length, days. \\[default: 365]", rich_help_panel=P_LABEL)] = None,
-    riot_types: Annotated[Optional[str], typer.Option(help="Comma-separated ACLED event types counted as riots. \\[default: Riots]", rich_help_panel=P_LABEL)] = None,
-    block_m: Annotated[Optional[float], typer.Option(help="Spatial CV block size, metres. \\[default: 5000]", rich_help_panel=P_SPLIT)] = None,
-    n_folds: Annotated[Optional[int], typer.Option(help="Number of spatial folds. \\[default: 5]", rich_help_panel=P_SPLIT)] = None,
-    buffer_m: Annotated[Optional[float], typer.Option(help="Buffer ring excluded around a test fold, metres. \\[default: crop_m]", rich_help_panel=P_SPLIT)] = None,
-    temporal_split: Annotated[Optional[str], typer.Option(help="YYYY-MM-DD: acquisitions before are 'past', after 'future'.", rich_help_panel=P_SPLIT)] = None,
-    config: Annotated[Optional[Path], typer.Option(help="YAML with any join option (see configs/join.yaml).", rich_help_panel=P_RUN)] = None,
-    catalog: Annotated[Optional[Path], typer.Option(help="Catalog folder for ids. \\[default: ./data_catalog]", rich_help_panel=P_RUN)] = None,
+    census: Annotated[str | None, typer.Option(help="Census polygons (GPKG/GeoJSON/SHP) or a catalog id.", rich_help_panel=P_CENSUS)] = None,
+    population_raster: Annotated[str | None, typer.Option(help="Population raster for dasymetric interpolation (file or catalog id).", rich_help_panel=P_CENSUS)] = None,
+    extensive: Annotated[str | None, typer.Option(help="Comma-separated count columns (split by area), e.g. population,households.", rich_help_panel=P_CENSUS)] = None,
+    intensive: Annotated[str | None, typer.Option(help="Comma-separated rate/share columns (area-weighted mean).", rich_help_panel=P_CENSUS)] = None,
+    population_column: Annotated[str | None, typer.Option(help="The population column (for density).", rich_help_panel=P_CENSUS)] = None,
+    lead_days: Annotated[int | None, typer.Option(help="Days from acquisition to label-window start. \\[default: 0]", rich_help_panel=P_LABEL)] = None,
+    horizon_days: Annotated[int | None, typer.Option(help="Label-window length, days. \\[default: 365]", rich_help_panel=P_LABEL)] = None,
+    riot_types: Annotated[str | None, typer.Option(help="Comma-separated ACLED event types counted as riots. \\[default: Riots]", rich_help_panel=P_LABEL)] = None,
+    block_m: Annotated[float | None, typer.Option(help="Spatial CV block size, metres. \\[default: 5000]", rich_help_panel=P_SPLIT)] = None,
+    n_folds: Annotated[int | None, typer.Option(help="Number of spatial folds. \\[default: 5]", rich_help_panel=P_SPLIT)] = None,
+    buffer_m: Annotated[float | None, typer.Option(help="Buffer ring excluded around a test fold, metres. \\[default: crop_m]", rich_help_panel=P_SPLIT)] = None,
+    temporal_split: Annotated[str | None, typer.Option(help="YYYY-MM-DD: acquisitions before are 'past', after 'future'.", rich_help_panel=P_SPLIT)] = None,
+    config: Annotated[Path | None, typer.Option(help="YAML with any join option (see configs/join.yaml).", rich_help_panel=P_RUN)] = None,
+    catalog: Annotated[Path | None, typer.Option(help="Catalog folder for ids. \\[default: ./data_catalog]", rich_help_panel=P_RUN)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.", rich_help_panel=P_RUN)] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.", rich_help_panel=P_RUN)] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print what was assumed while reading.", rich_help_panel=P_RUN)] = False,
