@@ -51,6 +51,10 @@ def atomic_file(final: str | Path, overwrite: bool = True) -> Iterator[Path]:
     tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
     try:
         yield tmp
+        if tmp.exists():  # temp files may be created 0600 by libraries; outputs follow the umask
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
         publish(tmp, final)
     finally:
         if tmp.exists():

@@ -12,6 +12,7 @@ from riotvit.cli.sample import EXAMPLES as SAMPLE_EXAMPLES
 from riotvit.cli.sample import sample_command
 from riotvit.cli.tile import EXAMPLES as TILE_EXAMPLES
 from riotvit.cli.tile import tile_command
+from riotvit.cli.train import EVAL_EXAMPLES, TRAIN_EXAMPLES, evaluate_command, train_command
 
 HELP = """riotvit: riot risk mapped from space, per 672 m cell, for prevention and humanitarian planning.
 
@@ -33,6 +34,8 @@ app = typer.Typer(
 app.command("sample", epilog=SAMPLE_EXAMPLES)(sample_command)
 app.command("tile", epilog=TILE_EXAMPLES)(tile_command)
 app.command("join", epilog=JOIN_EXAMPLES)(join_command)
+app.command("train", epilog=TRAIN_EXAMPLES)(train_command)
+app.command("evaluate", epilog=EVAL_EXAMPLES)(evaluate_command)
 app.add_typer(catalog_cli.app, name="catalog")
 
 

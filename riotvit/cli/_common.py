@@ -22,8 +22,8 @@ from rich.progress import (
 
 from riotvit.errors import RiotvitError
 
-console = Console(stderr=True)
-out_console = Console()
+console = Console(stderr=True, width=None if sys.stderr.isatty() else 140)
+out_console = Console(width=None if sys.stdout.isatty() else 160)
 F = TypeVar("F", bound=Callable[..., Any])
 
 

@@ -116,7 +116,7 @@ def build_layout(rng: np.random.Generator, n_px: int, gsd: float) -> CityLayout:
         th = rng.uniform(-np.pi, np.pi)
         px, py = cx + rr * np.cos(th), cy + rr * np.sin(th)
         pr = rng.uniform(280, 650)
-        new = i % 5 in (1, 3)
+        new = i % 2 == 1
         patches.append(Patch("informal", px, py, pr, new))
     blob_noise = smooth_noise(rng, (h, w), 40)
     for p in patches:
@@ -163,7 +163,7 @@ def build_layout(rng: np.random.Generator, n_px: int, gsd: float) -> CityLayout:
     for jx, jy in sites:
         if not (0 < jx < size and 0 < jy < size) or urban[int(jy / gsd), int(jx / gsd)] < 0.3:
             continue
-        patches.append(Patch("market", jx, jy, rng.uniform(90, 200), k % 5 in (1, 3)))
+        patches.append(Patch("market", jx, jy, rng.uniform(90, 200), k % 2 == 1))
         k += 1
     for p in patches:
         if p.kind != "market":

@@ -103,7 +103,7 @@ def _to_acled(rng, ev: pd.DataFrame, wards, x0, y1, layout, epsg) -> pd.DataFram
     joined = gpd.sjoin(pts, wards[["ward_name", "geometry"]], how="left", predicate="within")
     joined = joined[~joined.index.duplicated()]
     ward = joined["ward_name"].fillna("Ward 01").to_numpy()
-    geo_p = rng.choice([1, 2, 3], size=n, p=[0.95, 0.03, 0.02])
+    geo_p = rng.choice([1, 2, 3], size=n, p=[0.985, 0.01, 0.005])
     time_p = rng.choice([1, 2, 3], size=n, p=[0.88, 0.09, 0.03])
     x, y = ev["x"].to_numpy().copy(), ev["y"].to_numpy().copy()
     cent = wards.set_index("ward_name").geometry.representative_point()

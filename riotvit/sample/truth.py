@@ -10,8 +10,8 @@ measures, from the land cover it drew:
 
 Riots per year in the cell after the image date (``rate_post``) are
 
-    log rate_post = -2.4 + 2.0 market + 1.4 informal + 0.9 junction
-                    + 6.0 (unemployment - 0.15) + 4.0 (youth - 0.30)
+    log rate_post = -4.0 + 3.5 market + 2.5 informal + 1.2 junction
+                    + 3.0 (unemployment - 0.15) + 2.0 (youth - 0.30)
 
 Before the image date (``rate_pre``) the same formula holds but only with the markets and
 settlements that already existed then ("old" ones): about 40% of markets and settlements are
@@ -29,12 +29,12 @@ import pandas as pd
 from riotvit.sample.city import INFORMAL, MARKET, CityLayout
 
 COEF = {
-    "intercept": -2.4,
-    "market_score": 2.0,
-    "informal_score": 1.4,
-    "junction_score": 0.9,
-    "unemployment_rate": 6.0,
-    "youth_share": 4.0,
+    "intercept": -4.0,
+    "market_score": 3.5,
+    "informal_score": 2.5,
+    "junction_score": 1.2,
+    "unemployment_rate": 3.0,
+    "youth_share": 2.0,
 }
 CENTRE = {"unemployment_rate": 0.15, "youth_share": 0.30}
 

@@ -1,0 +1,1 @@
+"""Data for training and prediction: metadata scalers, band normalisation, batches, augmentation."""
