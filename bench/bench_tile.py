@@ -339,7 +339,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--date", help="acquisition date YYYY-MM-DD when --raster has none in its tags")
     ap.add_argument("--warp-to", metavar="CRS", help="first reproject the raster to this CRS (e.g. EPSG:4326)")
     ap.add_argument("--overlap", type=float, default=0.0, help="crop overlap 0..1 (default 0)")
-    ap.add_argument("--repeat", type=int, default=3, help="timed runs per way; the best is reported (default 3)")
+    ap.add_argument("--repeat", type=int, default=3, help="timed runs per way; the best is reported (default 3; use 2 or more: a first run pays one-time imports)")
     ap.add_argument("--workers", default="0,2", help="torchgeo DataLoader num_workers to try (default 0,2)")
     ap.add_argument("--batch-size", type=int, default=32, help="torchgeo DataLoader batch size (default 32)")
     ap.add_argument("--no-torchgeo", action="store_true", help="skip torchgeo")
@@ -533,12 +533,17 @@ def main(argv: list[str] | None = None) -> None:
     if args.child_tile:
         child_tile(args.child_tile, args.child_out, args.overlap, args.date)
         return
-    if args.workdir:
-        args.workdir.mkdir(parents=True, exist_ok=True)
-        res = run(args, args.workdir)
-    else:
-        with tempfile.TemporaryDirectory(prefix="bench_tile_") as tmp:
-            res = run(args, Path(tmp))
+    from riotvit.errors import RiotvitError
+
+    try:
+        if args.workdir:
+            args.workdir.mkdir(parents=True, exist_ok=True)
+            res = run(args, args.workdir)
+        else:
+            with tempfile.TemporaryDirectory(prefix="bench_tile_") as tmp:
+                res = run(args, Path(tmp))
+    except RiotvitError as e:
+        sys.exit(f"error: {e}")
     text = report(res)
     print()
     print(text)

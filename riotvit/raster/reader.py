@@ -25,6 +25,7 @@ from riotvit.errors import RasterError
 from riotvit.grid import CropGrid
 from riotvit.raster.source import RasterSource, valid_mask
 
+GDAL_CACHE_BYTES = 64 << 20
 _KERNEL_PAD = {"nearest": 1, "bilinear": 2, "cubic": 3, "cubic_spline": 3, "lanczos": 4, "average": 2, "mode": 2}
 
 
@@ -69,6 +70,9 @@ class GridReader:
         self._scale: list[dict[str, float]] = []
 
     def __enter__(self) -> GridReader:
+        # each source pixel is read once per block, so GDAL's block cache (default 5% of RAM,
+        # which grows with the raster) only needs to hold about one read band
+        self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES))
         for s in self.sources:
             ds = self._stack.enter_context(rasterio.open(s.path))
             self._ds.append(ds)
@@ -158,18 +162,35 @@ class GridReader:
             return
         win = Window(c0, r0, c1 - c0, r1 - r0)
         data = ds.read(list(s.band_indexes), window=win)
+        res = "nearest" if s.categorical else self.resampling
+        dst_t = Affine(self.grid.gsd, 0, bounds[0], 0, -self.grid.gsd, bounds[3])
+        if s.mask_kind == "all_valid" and data.dtype.kind in "iu":
+            # every source pixel is valid: warp the integers directly, GDAL's alpha marks coverage
+            c = data.shape[0]
+            dst = np.zeros((c + 1, height, width), dtype=data.dtype)
+            reproject(source=data, destination=dst, src_transform=ds.window_transform(win), src_crs=src_crs,
+                      dst_transform=dst_t, dst_crs=self.dst_crs, dst_alpha=c + 1, resampling=Resampling[res],
+                      num_threads=2, **self._scale[k])
+            got = dst[c] > 0
+            vals = dst[:c] if dst.dtype == out.dtype else cast_into(dst[:c], out.dtype)
+            take = got & ~mask
+            if take.all():
+                out[:] = vals
+            elif take.any():
+                np.copyto(out, vals, where=take)
+            mask |= take
+            return
         m = valid_mask(ds, s, data, win)
         src = data.astype(np.float32)
         src[:, ~m] = np.nan
         dst = np.full((len(s.band_indexes), height, width), np.nan, dtype=np.float32)
-        res = "nearest" if s.categorical else self.resampling
         reproject(
             source=src,
             destination=dst,
             src_transform=ds.window_transform(win),
             src_crs=src_crs,
             src_nodata=np.nan,
-            dst_transform=Affine(self.grid.gsd, 0, bounds[0], 0, -self.grid.gsd, bounds[3]),
+            dst_transform=dst_t,
             dst_crs=self.dst_crs,
             dst_nodata=np.nan,
             resampling=Resampling[res],
@@ -182,5 +203,6 @@ class GridReader:
         if take.all():
             out[:] = cast_into(dst, out.dtype)
         elif take.any():
-            out[:, take] = cast_into(dst[:, take], out.dtype)
+            dst[:, ~take] = 0  # NaN or already filled: discarded below, zeroed so the cast is clean
+            np.copyto(out, cast_into(dst, out.dtype), where=take)
         mask |= take

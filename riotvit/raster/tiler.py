@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+import queue
 import shutil
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -216,30 +218,90 @@ class _Runner:
         self.masks.close()
 
     def run(self, stop_after: int | None) -> int:
+        """Process the remaining blocks; reading runs one band ahead in a background thread.
+
+        GDAL decodes and warps without holding the GIL, so while this thread cuts and writes
+        the crops of one band the reader thread is already decoding the next.
+        """
         plan = self.plan
         self.rep.start(plan.n_candidates, "tiling", unit="crops")
         skip = len(self.done)
         self.rep.advance(sum(b.n_candidates for b in plan.blocks[:skip]))
-        readers: dict[int, GridReader] = {}
+        todo = plan.blocks[skip:]
+        if stop_after is not None:
+            todo = todo[:stop_after]
+        q: queue.Queue = queue.Queue(maxsize=2)
+        stop = threading.Event()
+        producer = threading.Thread(target=self._produce, args=(todo, q, stop), daemon=True)
+        producer.start()
+        done = skip
         try:
-            for b in plan.blocks[skip:]:
-                if stop_after is not None and b.index >= skip + stop_after:
-                    return b.index
-                if b.group not in readers:
-                    for r in readers.values():
-                        r.__exit__(None, None, None)
-                    readers = {b.group: GridReader([plan.sources[i] for i in plan.groups[b.group]], plan.grid,
-                                                   plan.dtype, self.cfg.resampling).__enter__()}
-                self._block(b, readers[b.group])
-                self.rep.advance(b.n_candidates)
+            records: list[tuple] = []
+            while True:
+                item = q.get()
+                if item is None:
+                    break
+                if isinstance(item, BaseException):
+                    raise item
+                kind, blk, payload = item
+                if kind == "band":
+                    band_rows, buf, mbuf, who, group, date = payload
+                    sp, cp = plan.grid.stride_px, plan.grid.crop_px
+                    for i, row in enumerate(band_rows):
+                        sl = slice(i * sp, i * sp + cp)
+                        records.extend(self._emit_row(blk, row, buf[:, sl], mbuf[sl], who[sl], group, date))
+                else:  # the block is complete: journal it
+                    self._journal(blk, records)
+                    records = []
+                    done = blk.index + 1
+                    self.rep.advance(blk.n_candidates)
         finally:
-            for r in readers.values():
-                r.__exit__(None, None, None)
+            stop.set()
+            while producer.is_alive():
+                try:
+                    q.get_nowait()
+                except queue.Empty:
+                    producer.join(0.05)
             self.rep.stop()
-        return len(plan.blocks)
+        return done
 
-    def _block(self, b: Block, reader: GridReader) -> None:
-        """Process one block: read its region in bands of several crop rows, north to south.
+    def _produce(self, blocks: list[Block], q: queue.Queue, stop: threading.Event) -> None:
+        """Reader thread: put every band of every block on the queue, then None."""
+        plan = self.plan
+
+        def put(item) -> bool:
+            while not stop.is_set():
+                try:
+                    q.put(item, timeout=0.1)
+                    return True
+                except queue.Full:
+                    continue
+            return False
+
+        reader: GridReader | None = None
+        group_open = None
+        try:
+            for b in blocks:
+                if b.group != group_open:
+                    if reader is not None:
+                        reader.__exit__(None, None, None)
+                    reader = GridReader([plan.sources[i] for i in plan.groups[b.group]], plan.grid, plan.dtype,
+                                        self.cfg.resampling).__enter__()
+                    group_open = b.group
+                for band in self._bands(b, reader):
+                    if not put(("band", b, band)):
+                        return
+                if not put(("end", b, None)):
+                    return
+            put(None)
+        except BaseException as e:  # surfaces in the main thread
+            put(e)
+        finally:
+            if reader is not None:
+                reader.__exit__(None, None, None)
+
+    def _bands(self, b: Block, reader: GridReader):
+        """The bands of one block, north to south, each holding several crop rows.
 
         Consecutive bands share ``crop_px - stride_px`` rows (the overlap), which are carried
         over instead of read again, so each source pixel is read once per block.
@@ -250,33 +312,30 @@ class _Runner:
         c = len(self.plan.band_names)
         row_bytes = width * (c * self.dtype.itemsize + 3)
         per_read = max(1, min(len(b.rows), (max(cp, READ_BUDGET_BYTES // row_bytes) - cp) // sp + 1))
-        hmax = (per_read - 1) * sp + cp
-        buf = np.zeros((c, hmax, width), dtype=self.dtype)
-        mbuf = np.zeros((hmax, width), dtype=bool)
-        who = np.full((hmax, width), -1, dtype=np.int16)
         x0 = b.cols.start * g.stride_m
         group = self.plan.groups[b.group]
         date = self.plan.sources[group[0]].date.isoformat()
         carry = max(0, cp - sp)
         rows = list(reversed(b.rows))
-        records: list[tuple] = []
-        prev_h = 0
+        prev = None
         for k in range(0, len(rows), per_read):
             band_rows = rows[k : k + per_read]
             h = (len(band_rows) - 1) * sp + cp
             top = band_rows[0] * g.stride_m + g.crop_m
-            kept = carry if (k > 0 and carry) else 0
+            buf = np.empty((c, h, width), dtype=self.dtype)
+            mbuf = np.zeros((h, width), dtype=bool)
+            who = np.full((h, width), -1, dtype=np.int16)
+            kept = carry if (prev is not None and carry) else 0
             if kept:  # the previous band's last `carry` rows are this band's first
-                buf[:, :kept] = buf[:, prev_h - kept : prev_h].copy()
-                mbuf[:kept] = mbuf[prev_h - kept : prev_h].copy()
-                who[:kept] = who[prev_h - kept : prev_h].copy()
-            mbuf[kept:h] = False
-            who[kept:h] = -1
-            reader.read(x0, top - kept * g.gsd, width, h - kept, buf[:, kept:h], mbuf[kept:h], who[kept:h])
-            for i, row in enumerate(band_rows):
-                sl = slice(i * sp, i * sp + cp)
-                records.extend(self._emit_row(b, row, buf[:, sl], mbuf[sl], who[sl], group, date))
-            prev_h = h
+                buf[:, :kept] = prev[0][:, -kept:]
+                mbuf[:kept] = prev[1][-kept:]
+                who[:kept] = prev[2][-kept:]
+            reader.read(x0, top - kept * g.gsd, width, h - kept, buf[:, kept:], mbuf[kept:], who[kept:])
+            prev = (buf, mbuf, who)
+            yield band_rows, buf, mbuf, who, group, date
+
+    def _journal(self, b: Block, records: list[tuple]) -> None:
+        """Flush the block's chips, then record it: a rerun resumes after the last journalled block."""
         self.chips.flush()
         self.masks.flush()
         part = pd.DataFrame.from_records(records, columns=_PART_COLUMNS)
@@ -295,9 +354,9 @@ class _Runner:
         if keep.size == 0:
             return []
         fracs = fracs_all[keep]
-        px = x0[keep][:, None] + np.arange(cp)  # (k, cp) buffer columns of each crop
-        chips = np.ascontiguousarray(buf[:, :, px].transpose(2, 0, 1, 3))  # (k, C, cp, cp)
-        masks = mbuf[:, px].transpose(1, 0, 2)  # (k, cp, cp)
+        xs = x0[keep]
+        chips = np.stack([buf[:, :, x : x + cp] for x in xs])  # (k, C, cp, cp), one copy
+        masks = np.stack([mbuf[:, x : x + cp] for x in xs])  # (k, cp, cp)
         partial = fracs < 1.0
         if partial.any():
             chips[~np.broadcast_to(masks[:, None], chips.shape)] = 0
@@ -317,7 +376,7 @@ class _Runner:
         if len(group) == 1:
             srcs = [self.plan.sources[group[0]].id] * keep.size
         else:  # a mosaic: the source that filled most of the crop's valid pixels
-            w = who[:, px].transpose(1, 0, 2).reshape(keep.size, -1)
+            w = np.stack([who[:, x : x + cp] for x in xs]).reshape(keep.size, -1)
             counts = np.stack([(w == k).sum(axis=1) for k in range(len(group))], axis=1)
             srcs = [self.plan.sources[group[i]].id for i in counts.argmax(axis=1)]
         ids = g.crop_ids(cols, np.full(keep.size, row))
@@ -332,7 +391,7 @@ class _Runner:
 
 
 STATS_TARGET_CHIPS = 512
-READ_BUDGET_BYTES = 96 << 20  # pixels of one read band (data + mask + source index), per block
+READ_BUDGET_BYTES = 32 << 20  # pixels of one read band (data + mask + source index), per block
 
 
 def stats_stride(n_candidates: int) -> int:

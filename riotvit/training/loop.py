@@ -139,6 +139,7 @@ def fit(
             sched.load_state_dict(info["scheduler"])
             rng.bit_generator.state = info["numpy_rng"]
             gen.set_state(t["rng.torch"])
+            torch.set_rng_state(t["rng.global"])
             history, best, best_epoch, bad = info["history"], info["best"], info["best_epoch"], info["bad"]
             start = info["epoch"] + 1
             rep.log(f"resuming after epoch {info['epoch'] + 1} (best validation AUPR {best:.3f})")
@@ -186,10 +187,10 @@ def fit(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad += 1
-        rep.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}  val loss {vloss:.4f}  val AUPR {aupr:.3f}  "
-                f"AUROC {auroc:.3f}  {row['images_per_s']:.0f} img/s" + ("  *" if improved else ""))
         _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, rng, gen, signature, epoch, history, best,
                     best_epoch, bad)
+        rep.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}  val loss {vloss:.4f}  val AUPR {aupr:.3f}  "
+                f"AUROC {auroc:.3f}  {row['images_per_s']:.0f} img/s" + ("  *" if improved else ""))
     model.load_state_dict(best_state)
     wall = time.perf_counter() - t_run
     return FitResult(best_epoch, best, pd.DataFrame(history), stopped, wall, seen / wall if wall > 0 else 0.0, start)
@@ -209,6 +210,7 @@ def _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, rng, gen, signa
     ot, oinfo = _flatten_optimizer(opt)
     tensors |= ot
     tensors["rng.torch"] = gen.get_state()
+    tensors["rng.global"] = torch.get_rng_state()
     save_tensors(ck, tensors)
     info = {"signature": signature, "epoch": epoch, "history": history, "best": best, "best_epoch": best_epoch,
             "bad": bad, "optimizer": oinfo, "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state}
