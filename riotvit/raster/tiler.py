@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import queue
 import shutil
-import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,7 +25,9 @@ import shapely
 from riotvit import __version__
 from riotvit.atomic import partial_path
 from riotvit.errors import OutputExistsError, RasterError
+from riotvit.prefetch import Prefetch
 from riotvit.progress import NullReporter, Reporter
+from riotvit.raster.bands import block_bands, crop_sources, cut_row
 from riotvit.raster.chipstore import HEADER_BYTES, AppendArray
 from riotvit.raster.plan import Block, SourceSpec, TileConfig, TilePlan, plan_tiles
 from riotvit.raster.reader import GridReader
@@ -218,7 +218,7 @@ class _Runner:
         self.masks.close()
 
     def run(self, stop_after: int | None) -> int:
-        """Process the remaining blocks; reading runs one band ahead in a background thread.
+        """Process the remaining blocks; reading runs ahead in a background thread.
 
         GDAL decodes and warps without holding the GIL, so while this thread cuts and writes
         the crops of one band the reader thread is already decoding the next.
@@ -230,54 +230,25 @@ class _Runner:
         todo = plan.blocks[skip:]
         if stop_after is not None:
             todo = todo[:stop_after]
-        q: queue.Queue = queue.Queue(maxsize=2)
-        stop = threading.Event()
-        producer = threading.Thread(target=self._produce, args=(todo, q, stop), daemon=True)
-        producer.start()
         done = skip
         try:
-            records: list[tuple] = []
-            while True:
-                item = q.get()
-                if item is None:
-                    break
-                if isinstance(item, BaseException):
-                    raise item
-                kind, blk, payload = item
-                if kind == "band":
-                    band_rows, buf, mbuf, who, group, date = payload
-                    sp, cp = plan.grid.stride_px, plan.grid.crop_px
-                    for i, row in enumerate(band_rows):
-                        sl = slice(i * sp, i * sp + cp)
-                        records.extend(self._emit_row(blk, row, buf[:, sl], mbuf[sl], who[sl], group, date))
-                else:  # the block is complete: journal it
-                    self._journal(blk, records)
+            with Prefetch(lambda: self._produce(todo)) as items:
+                records: list[tuple] = []
+                for blk, band in items:
+                    if band is not None:
+                        records.extend(self._emit_band(blk, band))
+                        continue
+                    self._journal(blk, records)  # the block is complete
                     records = []
                     done = blk.index + 1
                     self.rep.advance(blk.n_candidates)
         finally:
-            stop.set()
-            while producer.is_alive():
-                try:
-                    q.get_nowait()
-                except queue.Empty:
-                    producer.join(0.05)
             self.rep.stop()
         return done
 
-    def _produce(self, blocks: list[Block], q: queue.Queue, stop: threading.Event) -> None:
-        """Reader thread: put every band of every block on the queue, then None."""
+    def _produce(self, blocks: list[Block]):
+        """Reader thread: every band of every block, then (block, None) when a block is done."""
         plan = self.plan
-
-        def put(item) -> bool:
-            while not stop.is_set():
-                try:
-                    q.put(item, timeout=0.1)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
         reader: GridReader | None = None
         group_open = None
         try:
@@ -288,51 +259,13 @@ class _Runner:
                     reader = GridReader([plan.sources[i] for i in plan.groups[b.group]], plan.grid, plan.dtype,
                                         self.cfg.resampling).__enter__()
                     group_open = b.group
-                for band in self._bands(b, reader):
-                    if not put(("band", b, band)):
-                        return
-                if not put(("end", b, None)):
-                    return
-            put(None)
-        except BaseException as e:  # surfaces in the main thread
-            put(e)
+                for band in block_bands(reader, plan.grid, b.cols, b.rows, self.dtype, len(plan.band_names),
+                                        READ_BUDGET_BYTES):
+                    yield b, band
+                yield b, None
         finally:
             if reader is not None:
                 reader.__exit__(None, None, None)
-
-    def _bands(self, b: Block, reader: GridReader):
-        """The bands of one block, north to south, each holding several crop rows.
-
-        Consecutive bands share ``crop_px - stride_px`` rows (the overlap), which are carried
-        over instead of read again, so each source pixel is read once per block.
-        """
-        g = self.plan.grid
-        cp, sp = g.crop_px, g.stride_px
-        width = (len(b.cols) - 1) * sp + cp
-        c = len(self.plan.band_names)
-        row_bytes = width * (c * self.dtype.itemsize + 3)
-        per_read = max(1, min(len(b.rows), (max(cp, READ_BUDGET_BYTES // row_bytes) - cp) // sp + 1))
-        x0 = b.cols.start * g.stride_m
-        group = self.plan.groups[b.group]
-        date = self.plan.sources[group[0]].date.isoformat()
-        carry = max(0, cp - sp)
-        rows = list(reversed(b.rows))
-        prev = None
-        for k in range(0, len(rows), per_read):
-            band_rows = rows[k : k + per_read]
-            h = (len(band_rows) - 1) * sp + cp
-            top = band_rows[0] * g.stride_m + g.crop_m
-            buf = np.empty((c, h, width), dtype=self.dtype)
-            mbuf = np.zeros((h, width), dtype=bool)
-            who = np.full((h, width), -1, dtype=np.int16)
-            kept = carry if (prev is not None and carry) else 0
-            if kept:  # the previous band's last `carry` rows are this band's first
-                buf[:, :kept] = prev[0][:, -kept:]
-                mbuf[:kept] = prev[1][-kept:]
-                who[:kept] = prev[2][-kept:]
-            reader.read(x0, top - kept * g.gsd, width, h - kept, buf[:, kept:], mbuf[kept:], who[kept:])
-            prev = (buf, mbuf, who)
-            yield band_rows, buf, mbuf, who, group, date
 
     def _journal(self, b: Block, records: list[tuple]) -> None:
         """Flush the block's chips, then record it: a rerun resumes after the last journalled block."""
@@ -343,55 +276,44 @@ class _Runner:
         part.to_parquet(tmp, index=False)
         tmp.rename(self.work / "parts" / f"block_{b.index:06d}.parquet")
 
-    def _emit_row(self, b: Block, row: int, buf, mbuf, who, group: list[int], date: str) -> list[tuple]:
-        """Cut the kept crops of one crop row out of the band buffer and store them."""
+    def _emit_band(self, b: Block, band) -> list[tuple]:
+        """Store the kept crops of every crop row of a band; return their records."""
         g, cfg = self.plan.grid, self.cfg
-        cp, sp = g.crop_px, g.stride_px
-        x0 = np.arange(len(b.cols)) * sp
-        colsum = np.concatenate([[0], np.cumsum(np.count_nonzero(mbuf, axis=0))])
-        fracs_all = (colsum[x0 + cp] - colsum[x0]) / float(cp * cp)
-        keep = np.flatnonzero((fracs_all > 0) & (fracs_all >= cfg.min_valid))
-        if keep.size == 0:
-            return []
-        fracs = fracs_all[keep]
-        xs = x0[keep]
-        chips = np.stack([buf[:, :, x : x + cp] for x in xs])  # (k, C, cp, cp), one copy
-        masks = np.stack([mbuf[:, x : x + cp] for x in xs])  # (k, cp, cp)
-        partial = fracs < 1.0
-        if partial.any():
-            chips[~np.broadcast_to(masks[:, None], chips.shape)] = 0
-        first = self.chips.append(chips)
-        mask_idx = np.full(keep.size, -1, dtype=np.int64)
-        if partial.any():
-            mfirst = self.masks.append(masks[partial].astype(np.uint8))
-            mask_idx[partial] = np.arange(mfirst, mfirst + int(partial.sum()))
-        cols = b.cols.start + keep
-        sel = in_stats_sample(cols, row, self.stats_every)
-        if sel.any():
-            full, part = sel & ~partial, sel & partial
-            if full.any():
-                self.stats.update(chips[full], None)
-            if part.any():
-                self.stats.update(chips[part], masks[part])
-        if len(group) == 1:
-            srcs = [self.plan.sources[group[0]].id] * keep.size
-        else:  # a mosaic: the source that filled most of the crop's valid pixels
-            w = np.stack([who[:, x : x + cp] for x in xs]).reshape(keep.size, -1)
-            counts = np.stack([(w == k).sum(axis=1) for k in range(len(group))], axis=1)
-            srcs = [self.plan.sources[group[i]].id for i in counts.argmax(axis=1)]
-        ids = g.crop_ids(cols, np.full(keep.size, row))
-        recs = list(zip(ids, cols.tolist(), [row] * keep.size, srcs, [date] * keep.size,
-                        np.round(fracs, 6).tolist(), range(first, first + keep.size), mask_idx.tolist(),
-                        [b.index] * keep.size))
-        if cfg.write_geotiffs:
-            for k in range(keep.size):
-                _write_crop_tif(self.work / "geotiffs" / f"{ids[k]}_{date}.tif", chips[k], masks[k], g,
-                                int(cols[k]), row, self.plan.band_names)
+        group = self.plan.groups[b.group]
+        date = self.plan.sources[group[0]].date.isoformat()
+        recs: list[tuple] = []
+        for i, row in enumerate(band.rows):
+            cr = cut_row(band, i, len(b.cols), g, cfg.min_valid)
+            if cr is None:
+                continue
+            partial = cr.fractions < 1.0
+            first = self.chips.append(cr.chips)
+            mask_idx = np.full(cr.keep.size, -1, dtype=np.int64)
+            if partial.any():
+                mfirst = self.masks.append(cr.masks[partial].astype(np.uint8))
+                mask_idx[partial] = np.arange(mfirst, mfirst + int(partial.sum()))
+            cols = b.cols.start + cr.keep
+            sel = in_stats_sample(cols, row, self.stats_every)
+            if sel.any():
+                full, part = sel & ~partial, sel & partial
+                if full.any():
+                    self.stats.update(cr.chips[full], None)
+                if part.any():
+                    self.stats.update(cr.chips[part], cr.masks[part])
+            srcs = [self.plan.sources[group[k]].id for k in crop_sources(band, i, cr.xs, g, len(group))]
+            ids = g.crop_ids(cols, np.full(cr.keep.size, row))
+            recs += list(zip(ids, cols.tolist(), [row] * cr.keep.size, srcs, [date] * cr.keep.size,
+                             np.round(cr.fractions, 6).tolist(), range(first, first + cr.keep.size),
+                             mask_idx.tolist(), [b.index] * cr.keep.size))
+            if cfg.write_geotiffs:
+                for k in range(cr.keep.size):
+                    _write_crop_tif(self.work / "geotiffs" / f"{ids[k]}_{date}.tif", cr.chips[k], cr.masks[k], g,
+                                    int(cols[k]), row, self.plan.band_names)
         return recs
 
 
 STATS_TARGET_CHIPS = 512
-READ_BUDGET_BYTES = 32 << 20  # pixels of one read band (data + mask + source index), per block
+READ_BUDGET_BYTES = 32 << 20  # pixels of one read band (data + mask + source index)
 
 
 def stats_stride(n_candidates: int) -> int:

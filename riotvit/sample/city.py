@@ -154,7 +154,7 @@ def build_layout(rng: np.random.Generator, n_px: int, gsd: float) -> CityLayout:
     # markets (about 40% new), sized 90-200 m: at most junctions, and along the arterials
     order = rng.permutation(len(junctions))
     sites = [junctions[j] + rng.uniform(-60, 60, 2) for j in order[: int(0.7 * len(junctions))]]
-    n_road = max(3, int(round(10 * (size / 12096) ** 2)))
+    n_road = max(3, int(round(24 * (size / 12096) ** 2)))
     for _ in range(n_road):
         ln = lines[int(rng.integers(0, len(lines)))]
         p = ln.interpolate(rng.uniform(0.1, 0.9), normalized=True)

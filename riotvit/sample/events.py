@@ -18,6 +18,7 @@ from riotvit.events.vocab import ACLED_COLUMNS
 from riotvit.sample.city import CityLayout
 
 COUNTRY, ISO, REGION = "Synthland", 999, "Eastern Africa"
+PRE_REPORTED = 0.5  # share of riots before the image date that made it into the record
 
 # event_type -> (sub types with probabilities, disorder_type, actor1, inter1, actor2, inter2)
 _TYPES = {
@@ -70,7 +71,9 @@ def draw_events(
         cx0, cy0 = cell.cell_col_img * cell_m, cell.cell_row_img * cell_m
         inside = (hot[:, 0] >= cx0) & (hot[:, 0] < cx0 + cell_m) & (hot[:, 1] >= cy0) & (hot[:, 1] < cy0 + cell_m)
         spots = hot[inside]
-        draws = [("Riots", cell.rate_pre * pre_years, start, image_date),
+        # ACLED's coverage of the city was patchier before the image date: only PRE_REPORTED of
+        # the riots that happened then were recorded (a planted reporting bias)
+        draws = [("Riots", cell.rate_pre * pre_years * PRE_REPORTED, start, image_date),
                  ("Riots", cell.rate_post * post_years, image_date, end)]
         for et, lr in rates.items():
             lam = float(np.exp(lr[k]))
