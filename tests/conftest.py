@@ -23,3 +23,25 @@ def real_path(*parts: str) -> Path:
 def real():
     """Callable fixture: ``real("landsat7_olinda", "L7_ETMs.tif")``."""
     return real_path
+
+
+@pytest.fixture(scope="session")
+def city_run(tmp_path_factory):
+    """The synthetic city at full size (12 km), tiled at 64 px with half overlap, joined with
+    2.7 km CV blocks, and a tiny ViT trained with 5-fold spatial cross-validation: what
+    ``riotvit demo`` runs. Shared by the tests that check what the model learned and the maps."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from pipeline_fixtures import make_world
+
+    from riotvit.config import build_config
+    from riotvit.training.config import TrainConfig
+    from riotvit.training.trainer import train
+
+    root = tmp_path_factory.mktemp("city")
+    world = make_world(root, size_km=12.0, crop_px=64, overlap=0.5, block_m=2688.0, buffer_m=0.0, seed=7)
+    cfg = build_config(TrainConfig, REPO / "configs" / "train_tiny.yaml")
+    cfg = cfg.model_copy(update={"eval": cfg.eval.model_copy(update={"cv_folds": "all"})})
+    res = train(world.tiles, world.samples, root / "model", cfg)
+    return world, res

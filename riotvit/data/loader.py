@@ -37,6 +37,20 @@ def _to_float(t: torch.Tensor, np_dtype: np.dtype) -> torch.Tensor:
     return t.to(torch.float32)
 
 
+def normalise(x: torch.Tensor, valid: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, input_px: int) -> torch.Tensor:
+    """Band-normalise reflectance, set invalid pixels to 0 (the band mean), resize to the model input."""
+    x = (x - mean) / std
+    x = torch.where(valid.unsqueeze(1), x, torch.zeros((), device=x.device))
+    if x.shape[-1] != input_px:
+        x = F.interpolate(x, size=(input_px, input_px), mode="area" if input_px < x.shape[-1] else "bilinear")
+    return x
+
+
+def chips_to_tensor(chips: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Raw chips (any integer or float dtype) as float32 on the device."""
+    return _to_float(_to_torch_int(np.ascontiguousarray(chips)).to(device), chips.dtype)
+
+
 @dataclass
 class Batch:
     image: torch.Tensor  # (B, C, H, W) normalised float32
@@ -120,10 +134,7 @@ class ChipBatcher:
         x = _to_float(raw, self.np_dtype)
         if train:
             x, valid = augment(x, valid, gen, brightness)
-        x = (x - self.mean) / self.std
-        x = torch.where(valid.unsqueeze(1), x, torch.zeros((), device=x.device))
-        if self.input_px != self.px:
-            x = F.interpolate(x, size=(self.input_px, self.input_px), mode="area" if self.input_px < self.px else "bilinear")
+        x = normalise(x, valid, self.mean, self.std, self.input_px)
         r = torch.from_numpy(rows)
         meta = self.meta[r].to(self.device, non_blocking=True) if self.meta is not None else None
         targets = {k: v[r].to(self.device, non_blocking=True) for k, v in self.targets.items()}

@@ -46,7 +46,7 @@ def build_wards(rng: np.random.Generator, layout: CityLayout, gsd: float, x0: fl
     noise = rng.normal(0, 1, size=(len(polys), 3))
     population = np.round(pop * np.exp(0.08 * noise[:, 0])).astype(np.int64)
     hh_size = np.clip(3.1 + 1.6 * inf_share + 0.2 * noise[:, 1], 2.2, 6.5)
-    unemployment = np.clip(0.08 + 0.30 * inf_share + 0.05 * noise[:, 2], 0.03, 0.45)
+    unemployment = np.clip(0.12 + 0.08 * inf_share + 0.07 * noise[:, 2], 0.02, 0.4)
     youth = np.clip(0.26 + 0.14 * inf_share + 0.03 * rng.normal(0, 1, len(polys)), 0.15, 0.5)
     # image frame -> UTM
     geoms = [shapely.affinity.affine_transform(p, [1, 0, 0, -1, x0, y1]) for p in polys]
