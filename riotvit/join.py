@@ -124,6 +124,32 @@ def _lonlat_extent(bounds, epsg: int) -> str:
     return f"lon {lon0:.3f}..{lon1:.3f}, lat {lat0:.3f}..{lat1:.3f}"
 
 
+def census_features(
+    rows: pd.DataFrame, crops, grid, census: str | Path | None, cfg: JoinConfig,
+    population_raster: str | Path | None = None,
+) -> tuple[pd.DataFrame, list[str], dict, list[str]]:
+    """Census values interpolated onto crops, aligned with ``rows`` (by ``crop_id``).
+
+    Args:
+        rows: one row per crop and date (needs ``crop_id``).
+        crops: unique crop footprints (``crop_id``, ``col``, ``row``, geometry in the grid CRS).
+
+    Returns:
+        (features aligned with ``rows``, report lines, provenance dict, warnings).
+    """
+    from riotvit.census import interpolate_to_crops, read_census
+
+    if census is None:
+        return pd.DataFrame(index=rows.index), [], {}, []
+    cgdf, crep = read_census(census, cfg.census)
+    vals = interpolate_to_crops(cgdf, crops, cfg.census, population_raster, crep, grid=grid)
+    out = vals.reindex(rows["crop_id"]).set_index(rows.index).astype("float32")
+    meta = {"path": str(census), "sha256": _sha256(Path(census)), "method": crep.method,
+            "columns": crep.columns, "coverage": crep.coverage,
+            "population_raster": str(population_raster) if population_raster else None}
+    return out, crep.lines(), meta, list(crep.warnings)
+
+
 def join(
     tileset: str | Path,
     acled: str | Path,
@@ -143,7 +169,6 @@ def join(
         CensusError: census file or columns unusable.
         OutputExistsError: ``out`` exists and ``overwrite`` is False.
     """
-    from riotvit.census import interpolate_to_crops, read_census
     from riotvit.events.acled import read_acled
     from riotvit.splits import assign_folds, default_split, near_folds, temporal_split
 
@@ -200,19 +225,10 @@ def join(
     targets = build_targets(tiles, local, grid, spec)
     history = build_history(tiles, local, grid, spec)
 
-    census_df = pd.DataFrame(index=tiles.index)
-    census_lines: list[str] = []
-    census_meta: dict = {}
-    if census is not None:
-        cgdf, crep = read_census(census, cfg.census)
-        crops = ts.tiles.drop_duplicates("crop_id")[["crop_id", "col", "row", "geometry"]]
-        vals = interpolate_to_crops(cgdf, crops, cfg.census, population_raster, crep, grid=grid)
-        census_df = vals.reindex(tiles["crop_id"]).reset_index(drop=True)
-        census_lines = crep.lines()
-        warnings += crep.warnings
-        census_meta = {"path": str(census), "sha256": _sha256(Path(census)), "method": crep.method,
-                       "columns": crep.columns, "coverage": crep.coverage,
-                       "population_raster": str(population_raster) if population_raster else None}
+    census_df, census_lines, census_meta, cw = census_features(
+        tiles, ts.tiles.drop_duplicates("crop_id")[["crop_id", "col", "row", "geometry"]], grid, census, cfg,
+        population_raster)
+    warnings += cw
 
     cols, rows = tiles["col"].to_numpy(), tiles["row"].to_numpy()
     folds = assign_folds(grid, cols, rows, cfg.block_m, cfg.n_folds, cfg.fold_seed)
@@ -231,7 +247,7 @@ def join(
         "source": tiles["source"],
         "valid_fraction": tiles["valid_fraction"],
     })
-    samples = pd.concat([samples, census_df.astype("float32"), history, targets], axis=1)
+    samples = pd.concat([samples, census_df, history, targets], axis=1)
     samples["fold"] = folds
     samples["near_folds"] = near
     samples["split"] = split

@@ -12,7 +12,7 @@ from typing import Protocol
 class Reporter(Protocol):
     """What a long-running library function reports to."""
 
-    def start(self, total: int, description: str, unit: str = "crops") -> None: ...
+    def start(self, total: int, description: str, unit: str = "crops", per_item: tuple[float, str] | None = None) -> None: ...
 
     def advance(self, n: int = 1) -> None: ...
 
@@ -28,7 +28,7 @@ class NullReporter:
         self.messages: list[str] = []
         self.done = 0
 
-    def start(self, total: int, description: str, unit: str = "crops") -> None:
+    def start(self, total: int, description: str, unit: str = "crops", per_item: tuple[float, str] | None = None) -> None:
         self.done = 0
 
     def advance(self, n: int = 1) -> None:

@@ -8,6 +8,8 @@ from riotvit import __version__
 from riotvit.cli import catalog as catalog_cli
 from riotvit.cli.join import EXAMPLES as JOIN_EXAMPLES
 from riotvit.cli.join import join_command
+from riotvit.cli.predict import EXAMPLES as PREDICT_EXAMPLES
+from riotvit.cli.predict import predict_command
 from riotvit.cli.sample import EXAMPLES as SAMPLE_EXAMPLES
 from riotvit.cli.sample import sample_command
 from riotvit.cli.tile import EXAMPLES as TILE_EXAMPLES
@@ -36,6 +38,7 @@ app.command("tile", epilog=TILE_EXAMPLES)(tile_command)
 app.command("join", epilog=JOIN_EXAMPLES)(join_command)
 app.command("train", epilog=TRAIN_EXAMPLES)(train_command)
 app.command("evaluate", epilog=EVAL_EXAMPLES)(evaluate_command)
+app.command("predict", epilog=PREDICT_EXAMPLES)(predict_command)
 app.add_typer(catalog_cli.app, name="catalog")
 
 

@@ -58,10 +58,12 @@ class RichReporter:
         self._task = None
         self.unit = "crops"
 
-    def start(self, total: int, description: str, unit: str = "crops") -> None:
+    def start(self, total: int, description: str, unit: str = "crops", per_item: tuple[float, str] | None = None) -> None:
+        """Start a bar; ``per_item=(0.45, "km²")`` also shows a second rate (e.g. km²/s)."""
         if self.quiet:
             return
         self.unit = unit
+        self.per_item = per_item
         self._p = Progress(
             TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TimeRemainingColumn(), console=console,
@@ -77,7 +79,11 @@ class RichReporter:
         task = self._p.tasks[0]
         speed = task.speed
         if speed:
-            self._p.update(self._task, rate=f"{speed:,.0f} {self.unit}/s")
+            txt = f"{speed:,.0f} {self.unit}/s"
+            if getattr(self, "per_item", None):
+                f, u = self.per_item
+                txt += f" · {speed * f:,.1f} {u}/s"
+            self._p.update(self._task, rate=txt)
 
     def log(self, message: str) -> None:
         if not self.quiet:

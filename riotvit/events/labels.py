@@ -220,9 +220,13 @@ def build_history(
     cy = c_rows * grid.stride_m + grid.crop_m / 2
     b = spec.bin_m or min(grid.stride_m / max(1, round(grid.stride_m / 168.0)), 250.0)
     rmax = max(spec.radii_m)
-    lat = _Lattice(cx.min() - rmax - b, cy.max() + rmax + b, b,
-                   int(math.ceil((cx.max() - cx.min() + 2 * rmax + 2 * b) / b)) + 1,
-                   int(math.ceil((cy.max() - cy.min() + 2 * rmax + 2 * b) / b)) + 1)
+    # the lattice is anchored on multiples of the stride in the grid CRS, not on the crops, so a
+    # crop's features never depend on which other crops are computed with it
+    s = grid.stride_m
+    lx0 = math.floor((cx.min() - rmax - b) / s) * s
+    ly1 = math.ceil((cy.max() + rmax + b) / s) * s
+    lat = _Lattice(lx0, ly1, b, int(math.ceil((cx.max() + rmax + b - lx0) / b)) + 1,
+                   int(math.ceil((ly1 - (cy.min() - rmax - b)) / b)) + 1)
     kernels = {r: _disc(r, b) for r in spec.radii_m}
     cix, ciy, _ = lat.index(cx, cy)
     eix, eiy, eok = lat.index(ex, ey)

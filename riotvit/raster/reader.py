@@ -153,7 +153,10 @@ class GridReader:
         sb = transform_bounds(self.dst_crs, src_crs, *bounds, densify_pts=21)
         inv = ~s.transform
         cols, rows = zip(*(inv @ (x, y) for x in (sb[0], sb[2]) for y in (sb[1], sb[3])))
-        pad = _KERNEL_PAD.get(self.resampling, 2)
+        # when downsampling, GDAL widens the kernel by 1/scale: pad the source window to match,
+        # or pixels near a read edge would depend on where the read was cut
+        sc = min(self._scale[k]["XSCALE"], self._scale[k]["YSCALE"], 1.0)
+        pad = int(math.ceil(_KERNEL_PAD.get(self.resampling, 2) / sc)) + 1
         c0 = max(int(math.floor(min(cols))) - pad, 0)
         r0 = max(int(math.floor(min(rows))) - pad, 0)
         c1 = min(int(math.ceil(max(cols))) + pad, s.width)

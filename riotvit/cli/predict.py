@@ -1,0 +1,90 @@
+"""``riotvit predict``: risk maps for a region."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from riotvit.cli._common import RichReporter, console, given, handle_errors, print_json
+
+EXAMPLES = """
+Examples:
+
+  riotvit predict --model runs/model --region synth_city --out runs/predict
+
+  riotvit predict --model runs/model --region 38.40,-2.70,38.46,-2.65 --imagery data/sample/city.tif --out runs/east
+
+  riotvit predict --model runs/nbo --region Nairobi --imagery scene.tif --acled my_export.csv --out runs/nairobi --overlap 0.5
+
+  riotvit predict --model runs/model --region area.geojson --out runs/area --explain
+"""
+
+P_IN, P_META, P_RUN = "Input", "Metadata", "Run"
+
+
+@handle_errors
+def predict_command(
+    model: Annotated[Path, typer.Option(help="Model bundle folder (riotvit train).", rich_help_panel=P_IN)],
+    region: Annotated[str, typer.Option(help="Region: a catalog name (e.g. a county), minx,miny,maxx,maxy, or a GeoJSON/GPKG/SHP file.", rich_help_panel=P_IN)],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Prediction folder to write.", rich_help_panel=P_RUN)],
+    region_crs: Annotated[str, typer.Option(help="CRS of a bbox region.", rich_help_panel=P_IN)] = "EPSG:4326",
+    imagery: Annotated[list[str] | None, typer.Option(help="Imagery files or catalog ids (repeat); default: catalog rasters covering the region.", rich_help_panel=P_IN)] = None,
+    bands: Annotated[str | None, typer.Option(help="Comma-separated band names of the imagery.", rich_help_panel=P_IN)] = None,
+    date: Annotated[str | None, typer.Option(help="Prediction date YYYY-MM-DD. \\[default: the imagery's acquisition date]", rich_help_panel=P_IN)] = None,
+    acled: Annotated[str | None, typer.Option(help="ACLED export for history features (default: the one the model was trained with).", rich_help_panel=P_META)] = None,
+    census: Annotated[str | None, typer.Option(help="Census layer (default: the one the model was trained with).", rich_help_panel=P_META)] = None,
+    population_raster: Annotated[str | None, typer.Option(help="Population raster for dasymetric census values.", rich_help_panel=P_META)] = None,
+    metadata: Annotated[str | None, typer.Option(help="auto | none (treat metadata as missing). \\[default: auto]", rich_help_panel=P_META)] = None,
+    overlap: Annotated[float | None, typer.Option(help="Crop overlap 0..1; overlapping predictions are averaged. \\[default: the model's]", rich_help_panel=P_RUN)] = None,
+    tta: Annotated[int | None, typer.Option(help="Views per crop: 1, 2, 4 or 8 (spread = uncertainty). \\[default: 8]", rich_help_panel=P_RUN)] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Crops per forward pass. \\[default: 256]", rich_help_panel=P_RUN)] = None,
+    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda.", rich_help_panel=P_RUN)] = None,
+    max_cells: Annotated[int | None, typer.Option(help="Refuse larger regions unless --yes. \\[default: 200000]", rich_help_panel=P_RUN)] = None,
+    explain: Annotated[bool, typer.Option("--explain", help="Also write SHAP drivers and drivers.tif (see riotvit explain).", rich_help_panel=P_RUN)] = False,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Predict even a region above --max-cells.", rich_help_panel=P_RUN)] = False,
+    config: Annotated[Path | None, typer.Option(help="YAML with any predict option.", rich_help_panel=P_RUN)] = None,
+    catalog: Annotated[Path | None, typer.Option(help="Catalog folder. \\[default: ./data_catalog]", rich_help_panel=P_RUN)] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing prediction folder.", rich_help_panel=P_RUN)] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.", rich_help_panel=P_RUN)] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel=P_RUN)] = False,
+) -> None:
+    """Apply a model to a region: risk.tif (COG), cells.gpkg/.geojson, QGIS styles and riotvit.qgs.
+
+    The region is tiled on the model's grid on the fly; metadata (event history, census) is computed as of the prediction date from the sources the model was trained with. Open riotvit.qgs in QGIS to see every layer styled over the imagery.
+    """
+    from riotvit.atomic import refuse_existing
+    from riotvit.catalog import raster_specs, resolve_source
+    from riotvit.config import build_config
+    from riotvit.inference.plan import PredictConfig
+    from riotvit.inference.predictor import predict
+    from riotvit.raster.source import parse_date
+    from riotvit.region import resolve_region
+
+    refuse_existing(out, overwrite, "prediction folder")
+    cfg = build_config(PredictConfig, config, given(
+        overlap=overlap, tta=tta, batch_size=batch_size, device=device, max_cells=max_cells, metadata=metadata,
+        date=parse_date(date, "--date") if date else None))
+    reg = resolve_region(region, region_crs, catalog)
+    specs = raster_specs(imagery, catalog) if imagery else None
+    ac = resolve_source(acled, "acled", catalog)[0] if acled else None
+    ce = resolve_source(census, "census", catalog)[0] if census else None
+    pop = resolve_source(population_raster, "raster", catalog)[0] if population_raster else None
+    band_list = [b.strip() for b in bands.split(",")] if bands else None
+    explainer = None
+    if explain:
+        from riotvit.explain.stage import ExplainConfig, Explainer
+
+        explainer = Explainer(model, ExplainConfig())
+    res = predict(model, reg, out, cfg, imagery=specs, bands=band_list, acled=ac, census=ce, population_raster=pop,
+                  catalog=catalog, overwrite=overwrite, yes=yes, reporter=RichReporter(quiet=quiet or json_out),
+                  explain=explainer)
+    if json_out:
+        print_json({k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()})
+        return
+    console.print(f"[green]wrote[/] {res.path}: {res.n_predicted:,} crops ({res.area_km2:,.1f} km²) in {res.seconds:.1f} s — "
+                  f"{res.crops_per_s:,.0f} crops/s, {res.km2_per_s:,.1f} km²/s on {res.device}")
+    console.print(f"  open [bold]{res.path / 'riotvit.qgs'}[/] in QGIS (risk.tif, cells.gpkg, imagery, styled)")
+    for w in res.warnings:
+        console.print(f"[yellow]warning:[/] {w}", highlight=False)
