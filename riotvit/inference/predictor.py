@@ -38,7 +38,13 @@ class PredictResult:
     crops_per_s: float
     km2_per_s: float
     device: str
+    stream_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+
+    @property
+    def stream_crops_per_s(self) -> float:
+        """Throughput of reading, inference and writing alone (without start-up and metadata)."""
+        return self.n_predicted / self.stream_seconds if self.stream_seconds else float("nan")
 
 
 def _sha256(p: Path) -> str:
@@ -166,7 +172,9 @@ def predict(
         shutil.rmtree(work)
     work.mkdir(parents=True)
     try:
+        ts = time.perf_counter()
         n_pred = _stream(plan, runner, meta, cfg, work, rep, bundle, explain)
+        stream_s = time.perf_counter() - ts
         _finish(plan, bundle, region, cfg, work, n_pred, meta_info, warnings, dev, explain)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
@@ -176,7 +184,7 @@ def predict(
     work.rename(out)
     dt = time.perf_counter() - t0
     area = n_pred * plan.grid.stride_m**2 / 1e6
-    return PredictResult(out, plan.n_crops, n_pred, area, dt, n_pred / dt, area / dt, dev, warnings)
+    return PredictResult(out, plan.n_crops, n_pred, area, dt, n_pred / dt, area / dt, dev, stream_s, warnings)
 
 
 def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> list[SourceSpec]:

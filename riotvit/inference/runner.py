@@ -21,6 +21,18 @@ from riotvit.training.calibration import calibrator_from_dict
 from riotvit.training.loop import autocast
 
 
+def _bucket(k: int, batch: int) -> int:
+    """The smallest power of two >= k, capped at the batch size."""
+    return min(batch, 1 << max(0, (k - 1).bit_length()))
+
+
+def _pad(a: np.ndarray, size: int) -> np.ndarray:
+    if a.shape[0] == size:
+        return a
+    pad = np.zeros((size - a.shape[0], *a.shape[1:]), dtype=a.dtype)
+    return np.concatenate([a, pad])
+
+
 class ModelRunner:
     """A bundle ready to score crops.
 
@@ -78,16 +90,18 @@ class ModelRunner:
         n = chips.shape[0]
         out: dict[str, list] = {}
         for a in range(0, n, self.batch_size):
-            x = self.prepare(chips[a : a + self.batch_size], masks[a : a + self.batch_size])
-            m = None if meta is None else torch.from_numpy(np.ascontiguousarray(meta[a : a + self.batch_size])).to(self.device)
+            k = min(self.batch_size, n - a)
+            size = _bucket(k, self.batch_size)  # a few fixed shapes: kernels are reused, not rebuilt
+            x = self.prepare(_pad(chips[a : a + k], size), _pad(masks[a : a + k], size))
+            m = None if meta is None else torch.from_numpy(_pad(np.ascontiguousarray(meta[a : a + k]), size)).to(self.device)
             views = [dihedral(x, torch.full((x.shape[0],), k, device=self.device)) if k else x for k in range(self.tta)]
             res = {}
             for v in views:
                 with autocast(self.device, self.bf16):
                     o = self.model(v, m)
-                for k, t in o.items():
-                    if k != "features":
-                        res.setdefault(k, []).append(t.float().cpu().numpy())
+                for name, t in o.items():
+                    if name != "features":
+                        res.setdefault(name, []).append(t.float().cpu().numpy()[:k])
             z = np.stack(res["riot"])  # (views, b)
             p = np.stack([self.calibrator.transform(zz) for zz in z])
             out.setdefault("riot_probability", []).append(p.mean(0))

@@ -33,8 +33,8 @@ def block_bands(
     """Bands of a block of crops, north to south, each at most about ``budget_bytes``."""
     cp, sp = grid.crop_px, grid.stride_px
     width = (len(cols) - 1) * sp + cp
-    row_bytes = width * (n_bands * np.dtype(dtype).itemsize + 3)
-    per_read = max(1, min(len(rows), (max(cp, budget_bytes // row_bytes) - cp) // sp + 1))
+    row_bytes = width * (n_bands * np.dtype(dtype).itemsize * reader.source_factor + 3)
+    per_read = max(1, min(len(rows), (max(cp, int(budget_bytes // row_bytes)) - cp) // sp + 1))
     x0 = cols.start * grid.stride_m
     carry = max(0, cp - sp)
     order = list(reversed(rows))

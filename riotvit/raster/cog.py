@@ -67,7 +67,7 @@ _SCRATCH_OPTIONS = {
 
 # GDAL settings around every write: the block cache (MB) is capped so dirty blocks are flushed
 # to disk instead of filling GDAL's default 5 % of RAM, and no .aux.xml side files are made.
-_ENV = {"GDAL_CACHEMAX": 256, "GDAL_PAM_ENABLED": "NO"}
+_ENV = {"GDAL_CACHEMAX": 64, "GDAL_PAM_ENABLED": "NO"}  # MB; the same bound as raster reading
 
 
 def _resampling(name: str) -> str:

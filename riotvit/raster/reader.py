@@ -91,6 +91,21 @@ class GridReader:
         self._stack.close()
 
     @property
+    def source_factor(self) -> float:
+        """Bytes read and warped per destination byte, at most (for sizing read bands).
+
+        When the grid is coarser than a source (downsampling), a destination row pulls in many
+        source rows, and GDAL's warp works on float copies of them.
+        """
+        f = 1.0
+        for k, s in enumerate(self.sources):
+            if self._aligned[k]:
+                continue
+            px = min(s.pixel_size_m())
+            f = max(f, 3.0 * max(1.0, self.grid.gsd / px) ** 2)
+        return f
+
+    @property
     def aligned(self) -> list[bool]:
         return list(self._aligned)
 
