@@ -50,7 +50,6 @@ def main() -> None:
     args = ap.parse_args()
     import rasterio
     import torch
-
     from pipeline_fixtures import make_world
 
     from riotvit.training.bundle import Bundle
