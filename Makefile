@@ -20,8 +20,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(RIOTVIT) sample --out $(OUT)/sample --overwrite
-	$(RIOTVIT) tile $(OUT)/sample/city.tif --out $(OUT)/tiles --overwrite
+	$(RIOTVIT) demo --out $(OUT)
 
 # QGIS is the client: install python3-qgis when we can (root + apt), otherwise its tests skip.
 qgis:
@@ -40,6 +39,10 @@ bench: $(STAMP)
 	$(PY) bench/bench_tile.py
 	$(PY) bench/bench_acled.py
 	$(PY) bench/bench_census.py
+	$(PY) bench/bench_join.py
+	$(PY) bench/bench_train.py
+	$(PY) bench/bench_predict.py
+	$(PY) bench/bench_explain.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check riotvit tests bench

@@ -28,7 +28,7 @@ from riotvit import __version__
 from riotvit.atomic import atomic_file, refuse_existing
 from riotvit.census import CensusConfig
 from riotvit.config import StrictModel
-from riotvit.errors import EventsError, SamplesError
+from riotvit.errors import ConfigError, EventsError, SamplesError
 from riotvit.events.acled import AcledConfig, AcledReport
 from riotvit.events.labels import LabelSpec, build_history, build_targets
 from riotvit.progress import NullReporter, Reporter
@@ -49,6 +49,7 @@ class JoinConfig(StrictModel):
     riot_event_types: list[str] = Field(["Riots"], description="ACLED event types that make a crop a riot crop.")
     riot_sub_event_types: list[str] = Field([], description="Extra ACLED sub-event types that count as riots (e.g. 'Excessive force against protesters').")
     since_cap_days: int = Field(1825, gt=0, description="Cap of days-since-last-riot when there was none.")
+    history_event_types: list[str] | None = Field(None, description="ACLED event types that get history features (default: all six).")
     acled: AcledConfig = Field(default_factory=AcledConfig, description="How the ACLED export is read (precision radii, exclusions).")
     census: CensusConfig = Field(default_factory=CensusConfig, description="Census column roles (default: from the catalog entry).")
     block_m: float = Field(5000.0, gt=0, description="Side of the spatial cross-validation blocks, metres.")
@@ -69,7 +70,23 @@ class JoinConfig(StrictModel):
 
     def label_spec(self) -> LabelSpec:
         return LabelSpec(self.lead_days, self.horizon_days, tuple(self.history_days), tuple(self.radii_m),
-                         tuple(self.riot_event_types), tuple(self.riot_sub_event_types), self.since_cap_days)
+                         tuple(self.riot_event_types), tuple(self.riot_sub_event_types), self.since_cap_days,
+                         history_types=tuple(self.history_event_types) if self.history_event_types else None)
+
+
+def with_census_roles(cfg: JoinConfig, entry, census_path: Path | None, overrides: dict | None = None) -> JoinConfig:
+    """Census column roles: the config's own, else the catalog entry's ``columns``, then ``overrides``."""
+    roles = cfg.census.model_dump()
+    if entry is not None and entry.columns is not None and not (cfg.census.extensive or cfg.census.intensive):
+        c = entry.columns
+        roles.update(extensive=c.extensive, intensive=c.intensive, population=c.population, id_column=c.name,
+                     layer=entry.layer or roles["layer"])
+    roles.update(overrides or {})
+    cfg = cfg.model_copy(update={"census": type(cfg.census).model_validate(roles)})
+    if census_path is not None and not (cfg.census.extensive or cfg.census.intensive):
+        raise ConfigError(f"{census_path}: say which census columns to use with --extensive/--intensive "
+                          "(or a catalog entry with 'columns')")
+    return cfg
 
 
 @dataclass
@@ -253,7 +270,8 @@ def join(
     samples["split"] = split
     if cfg.temporal_split is not None:
         samples["time_split"] = temporal_split(samples["date"], cfg.temporal_split)
-    features = [c for c in samples.columns if c.startswith(("census_", "hist_"))]
+    # census_coverage says how much of a crop the census covers: a data-quality column, not a driver
+    features = [c for c in samples.columns if c.startswith(("census_", "hist_")) and c != "census_coverage"]
     target_cols = spec.target_columns()
     positives = {c: int((samples[c] > 0).sum()) for c in target_cols}
     if positives["riot"] == 0:

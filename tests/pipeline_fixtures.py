@@ -24,11 +24,13 @@ class World:
 
 
 def make_world(tmp: Path, size_km: float = 4.0, crop_px: int = 32, overlap: float | None = 0.5,
-               block_m: float = 1344.0, buffer_m: float = 0.0, seed: int = 7) -> World:
+               block_m: float = 1344.0, buffer_m: float = 0.0, seed: int = 7,
+               history_event_types: list[str] | None = None, horizon_days: int = 365) -> World:
     sample = generate_sample(tmp / "sample", SampleConfig(size_km=size_km, seed=seed)).path
     tiles = tile([sample / "city.tif"], tmp / "tiles", TileConfig(crop_px=crop_px, overlap=overlap)).path
     samples = join(tiles, sample / "acled.csv", sample / "wards.gpkg", tmp / "samples.parquet",
-                   JoinConfig(block_m=block_m, buffer_m=buffer_m, census=CENSUS)).path
+                   JoinConfig(block_m=block_m, buffer_m=buffer_m, census=CENSUS,
+                                      history_event_types=history_event_types, horizon_days=horizon_days)).path
     return World(sample, tiles, samples)
 
 

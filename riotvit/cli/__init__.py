@@ -6,8 +6,11 @@ import typer
 
 from riotvit import __version__
 from riotvit.cli import catalog as catalog_cli
+from riotvit.cli.explain import EXAMPLES as EXPLAIN_EXAMPLES
+from riotvit.cli.explain import explain_command
 from riotvit.cli.join import EXAMPLES as JOIN_EXAMPLES
 from riotvit.cli.join import join_command
+from riotvit.cli.pipeline import DEMO_EXAMPLES, RUN_EXAMPLES, demo_command, run_command
 from riotvit.cli.predict import EXAMPLES as PREDICT_EXAMPLES
 from riotvit.cli.predict import predict_command
 from riotvit.cli.sample import EXAMPLES as SAMPLE_EXAMPLES
@@ -22,6 +25,10 @@ Pipeline: sample -> tile -> join -> train -> evaluate -> predict -> explain (see
 
 Examples:
 
+  riotvit demo                                   (the whole pipeline on the synthetic city, ~5 min)
+
+  riotvit run pipelines/nairobi.yaml --set sources.acled=my_export.csv
+
   riotvit sample --out data/sample
 
   riotvit tile data/sample/city.tif --out runs/tiles
@@ -33,12 +40,15 @@ app = typer.Typer(
     name="riotvit", help=HELP, no_args_is_help=True, rich_markup_mode="markdown",
     pretty_exceptions_enable=False, add_completion=False,
 )
+app.command("demo", epilog=DEMO_EXAMPLES)(demo_command)
+app.command("run", epilog=RUN_EXAMPLES)(run_command)
 app.command("sample", epilog=SAMPLE_EXAMPLES)(sample_command)
 app.command("tile", epilog=TILE_EXAMPLES)(tile_command)
 app.command("join", epilog=JOIN_EXAMPLES)(join_command)
 app.command("train", epilog=TRAIN_EXAMPLES)(train_command)
 app.command("evaluate", epilog=EVAL_EXAMPLES)(evaluate_command)
 app.command("predict", epilog=PREDICT_EXAMPLES)(predict_command)
+app.command("explain", epilog=EXPLAIN_EXAMPLES)(explain_command)
 app.add_typer(catalog_cli.app, name="catalog")
 
 

@@ -56,7 +56,7 @@ def join_command(
     from riotvit.atomic import refuse_existing
     from riotvit.catalog import resolve_source
     from riotvit.config import build_config
-    from riotvit.join import JoinConfig, join
+    from riotvit.join import JoinConfig, join, with_census_roles
     from riotvit.raster.source import parse_date
 
     refuse_existing(out, overwrite, "samples table")
@@ -68,18 +68,8 @@ def join_command(
         n_folds=n_folds, buffer_m=buffer_m,
         temporal_split=parse_date(temporal_split, "--temporal-split") if temporal_split else None,
     ))
-    roles = cfg.census.model_dump()
-    if entry is not None and entry.columns is not None and not (cfg.census.extensive or cfg.census.intensive):
-        c = entry.columns
-        roles.update(extensive=c.extensive, intensive=c.intensive, population=c.population, id_column=c.name,
-                     layer=entry.layer or roles["layer"])
-    roles.update(given(extensive=_csv(extensive), intensive=_csv(intensive), population=population_column))
-    cfg = cfg.model_copy(update={"census": type(cfg.census).model_validate(roles)})
-    if census_path is not None and not (cfg.census.extensive or cfg.census.intensive):
-        from riotvit.errors import ConfigError
-
-        raise ConfigError(f"{census_path}: say which census columns to use with --extensive/--intensive "
-                          "(or a catalog entry with 'columns')")
+    cfg = with_census_roles(cfg, entry, census_path, given(extensive=_csv(extensive), intensive=_csv(intensive),
+                                                           population=population_column))
     rep = RichReporter(quiet=json_out)
     res = join(tileset, acled_path, census_path, out, cfg, population_raster=pop_path, overwrite=overwrite, reporter=rep)
     if json_out:

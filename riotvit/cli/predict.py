@@ -54,6 +54,23 @@ def predict_command(
 
     The region is tiled on the model's grid on the fly; metadata (event history, census) is computed as of the prediction date from the sources the model was trained with. Open riotvit.qgs in QGIS to see every layer styled over the imagery.
     """
+    run_predict(model=model, region=region, out=out, region_crs=region_crs, imagery=imagery, bands=bands, date=date,
+                acled=acled, census=census, population_raster=population_raster, overrides=given(
+                    overlap=overlap, tta=tta, batch_size=batch_size, device=device, max_cells=max_cells, metadata=metadata),
+                explain=ExplainSpec() if explain else None, yes=yes, config=config, catalog=catalog, overwrite=overwrite,
+                json_out=json_out, quiet=quiet)
+
+
+class ExplainSpec:
+    """What the CLI asked of the explanation (None fields keep ExplainConfig's defaults)."""
+
+    def __init__(self, **kw):
+        self.kw = {k: v for k, v in kw.items() if v is not None}
+
+
+def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, census, population_raster, overrides,
+                explain: ExplainSpec | None, yes, config, catalog, overwrite, json_out, quiet) -> None:
+    """The body shared by ``predict`` and ``explain``: resolve inputs, run, print."""
     from riotvit.atomic import refuse_existing
     from riotvit.catalog import raster_specs, resolve_source
     from riotvit.config import build_config
@@ -63,9 +80,9 @@ def predict_command(
     from riotvit.region import resolve_region
 
     refuse_existing(out, overwrite, "prediction folder")
-    cfg = build_config(PredictConfig, config, given(
-        overlap=overlap, tta=tta, batch_size=batch_size, device=device, max_cells=max_cells, metadata=metadata,
-        date=parse_date(date, "--date") if date else None))
+    if date:
+        overrides["date"] = parse_date(date, "--date")
+    cfg = build_config(PredictConfig, config, overrides, section="predict")
     reg = resolve_region(region, region_crs, catalog)
     specs = raster_specs(imagery, catalog) if imagery else None
     ac = resolve_source(acled, "acled", catalog)[0] if acled else None
@@ -73,18 +90,27 @@ def predict_command(
     pop = resolve_source(population_raster, "raster", catalog)[0] if population_raster else None
     band_list = [b.strip() for b in bands.split(",")] if bands else None
     explainer = None
-    if explain:
+    if explain is not None:
         from riotvit.explain.stage import ExplainConfig, Explainer
 
-        explainer = Explainer(model, ExplainConfig())
+        explainer = Explainer(model, build_config(ExplainConfig, config, explain.kw, section="explain"))
     res = predict(model, reg, out, cfg, imagery=specs, bands=band_list, acled=ac, census=ce, population_raster=pop,
                   catalog=catalog, overwrite=overwrite, yes=yes, reporter=RichReporter(quiet=quiet or json_out),
                   explain=explainer)
     if json_out:
-        print_json({k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()})
+        d = {k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()}
+        if explainer is not None:
+            d["explain"] = explainer.summary()
+        print_json(d)
         return
     console.print(f"[green]wrote[/] {res.path}: {res.n_predicted:,} crops ({res.area_km2:,.1f} km²) in {res.seconds:.1f} s — "
                   f"{res.crops_per_s:,.0f} crops/s, {res.km2_per_s:,.1f} km²/s on {res.device}")
+    if explainer is not None:
+        sm = explainer.summary()
+        c = sm.get("completeness", {})
+        top = ", ".join(list(sm.get("mean_abs_shap", {}))[:5])
+        console.print(f"  explained {sm.get('cells', 0):,} cells; strongest drivers: {top}; completeness gap "
+                      f"{c.get('relative_gap', float('nan')):.1%} of |output - expected| ({c.get('mean_abs_gap', 0):.4f} log-odds)")
     console.print(f"  open [bold]{res.path / 'riotvit.qgs'}[/] in QGIS (risk.tif, cells.gpkg, imagery, styled)")
     for w in res.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)

@@ -60,11 +60,16 @@ class LabelSpec:
     riot_sub_types: tuple[str, ...] = ()
     since_cap_days: int = 1825
     bin_m: float | None = None
+    history_types: tuple[str, ...] | None = None  # ACLED event types with history features (None = all)
+
+    def history_slugs(self) -> list[str]:
+        allowed = None if self.history_types is None else {type_slug(t) for t in self.history_types}
+        return [s for s in dict.fromkeys(TYPE_SLUGS.values()) if allowed is None or s in allowed]
 
     def history_columns(self) -> list[str]:
         cols = []
         for w in self.history_days:
-            for slug in dict.fromkeys(TYPE_SLUGS.values()):
+            for slug in self.history_slugs():
                 cols.append(f"hist_{slug}_{w}d_crop")
                 cols += [f"hist_{slug}_{w}d_{_km(r)}" for r in self.radii_m]
         cols.append(f"hist_days_since_riot_{_km(max(self.radii_m))}")
@@ -206,7 +211,7 @@ def build_history(
 ) -> pd.DataFrame:
     """History features for every crop row, using only events certainly before its date."""
     n = len(crops)
-    slugs = list(dict.fromkeys(TYPE_SLUGS.values()))
+    slugs = spec.history_slugs()
     cols = spec.history_columns()
     out = pd.DataFrame(np.zeros((n, len(cols)), dtype=np.float32), columns=cols, index=crops.index)
     ev = events[~events["label_excluded"].to_numpy()]

@@ -172,9 +172,13 @@ def predict(
         shutil.rmtree(work)
     work.mkdir(parents=True)
     try:
+        if explain is not None:
+            explain.begin(plan, work, runner, feats)
         ts = time.perf_counter()
         n_pred = _stream(plan, runner, meta, cfg, work, rep, bundle, explain)
         stream_s = time.perf_counter() - ts
+        if explain is not None:
+            explain.finish()
         _finish(plan, bundle, region, cfg, work, n_pred, meta_info, warnings, dev, explain)
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)

@@ -273,3 +273,30 @@ def write_qgis_project(
     with atomic_file(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
     return path
+
+
+def relocate_project(src: str | Path, dst: str | Path) -> Path:
+    """Copy a project to another folder, re-pointing its relative layer paths so they still resolve.
+
+    Used to put a run's ``riotvit.qgs`` at the top of the run folder, beside ``predict/``.
+    """
+    src, dst = Path(src), Path(dst)
+    rel_from = src.parent.resolve()
+    rel_to = dst.parent.resolve()
+
+    def move(text: str) -> str:
+        path, sep, rest = text.partition("|")
+        if not path.startswith("."):
+            return text
+        new = Path(os.path.relpath(rel_from / path, rel_to)).as_posix()
+        return ("./" + new if not new.startswith(".") else new) + sep + rest
+
+    tree = ET.parse(src)
+    for el in tree.iter("datasource"):
+        el.text = move(el.text or "")
+    for el in tree.iter("layer-tree-layer"):
+        if "source" in el.attrib:
+            el.set("source", move(el.attrib["source"]))
+    with atomic_file(dst) as tmp:
+        tmp.write_text(_DOCTYPE + "\n" + ET.tostring(tree.getroot(), encoding="unicode") + "\n", encoding="utf-8")
+    return dst

@@ -18,7 +18,7 @@ from riotvit.events.vocab import ACLED_COLUMNS
 from riotvit.sample.city import CityLayout
 
 COUNTRY, ISO, REGION = "Synthland", 999, "Eastern Africa"
-PRE_REPORTED = 0.5  # share of riots before the image date that made it into the record
+PRE_REPORTED = 0.4  # share of riots before the image date that made it into the record
 
 # event_type -> (sub types with probabilities, disorder_type, actor1, inter1, actor2, inter2)
 _TYPES = {

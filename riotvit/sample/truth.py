@@ -11,7 +11,7 @@ measures, from the land cover it drew:
 Riots per year in the cell after the image date (``rate_post``) are
 
     log rate_post = -4.0 + 3.5 market + 2.5 informal + 1.2 junction
-                    + 4.0 (unemployment - 0.15) + 1.5 (youth - 0.30)
+                    + 7.0 (unemployment - 0.15) + 1.5 (youth - 0.30)
 
 Before the image date (``rate_pre``) the same formula holds but only with the markets and
 settlements that already existed then ("old" ones): about 40% of markets and settlements are
@@ -33,7 +33,7 @@ COEF = {
     "market_score": 3.5,
     "informal_score": 2.5,
     "junction_score": 1.2,
-    "unemployment_rate": 4.0,
+    "unemployment_rate": 7.0,
     "youth_share": 1.5,
 }
 CENTRE = {"unemployment_rate": 0.15, "youth_share": 0.30}

@@ -23,7 +23,7 @@ def build_wards(rng: np.random.Generator, layout: CityLayout, gsd: float, x0: fl
     lc = layout.landcover
     h, w = lc.shape
     size = w * gsd
-    n = max(6, int(round(28 * (size / 12096) ** 2)))
+    n = max(6, int(round(100 * (size / 12096) ** 2)))  # ~1.4 km² wards: many independent census draws
     seeds = rng.uniform(0.02 * size, 0.98 * size, size=(n, 2))
     bbox = shapely.box(0, 0, size, size)
     cells = shapely.voronoi_polygons(shapely.MultiPoint(seeds), extend_to=bbox)
@@ -43,11 +43,16 @@ def build_wards(rng: np.random.Generator, layout: CityLayout, gsd: float, x0: fl
     npx = np.bincount(lab.ravel(), minlength=len(polys) + 1)[1:].astype(float)
     inf = np.bincount(lab.ravel(), weights=(lc == INFORMAL).ravel().astype(np.float32), minlength=len(polys) + 1)[1:]
     inf_share = inf / np.maximum(npx, 1)
+    mkt = np.bincount(lab.ravel(), weights=(lc == MARKET).ravel().astype(np.float32), minlength=len(polys) + 1)[1:]
     noise = rng.normal(0, 1, size=(len(polys), 3))
     population = np.round(pop * np.exp(0.08 * noise[:, 0])).astype(np.int64)
     hh_size = np.clip(3.1 + 1.6 * inf_share + 0.2 * noise[:, 1], 2.2, 6.5)
-    unemployment = np.clip(0.12 + 0.08 * inf_share + 0.07 * noise[:, 2], 0.02, 0.4)
-    youth = np.clip(0.26 + 0.14 * inf_share + 0.03 * rng.normal(0, 1, len(polys)), 0.15, 0.5)
+    # the census drivers are drawn independent of what the image shows (orthogonal to the wards'
+    # market and settlement shares), so a model's use of them can be told apart from the image's
+    visible = np.column_stack([np.ones(len(polys)), inf_share, mkt / np.maximum(npx, 1)])
+    z = _orthogonal(noise[:, 2], visible)
+    unemployment = np.clip(0.14 + 0.08 * z, 0.02, 0.4)
+    youth = np.clip(0.30 + 0.03 * _orthogonal(rng.normal(0, 1, len(polys)), np.column_stack([visible, z])), 0.15, 0.5)
     # image frame -> UTM
     geoms = [shapely.affinity.affine_transform(p, [1, 0, 0, -1, x0, y1]) for p in polys]
     gdf = gpd.GeoDataFrame(
@@ -63,3 +68,9 @@ def build_wards(rng: np.random.Generator, layout: CityLayout, gsd: float, x0: fl
         crs=f"EPSG:{epsg}",
     )
     return gdf
+
+
+def _orthogonal(v: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """``v`` with its least-squares fit on the columns of ``x`` removed, rescaled to unit variance."""
+    r = v - x @ np.linalg.lstsq(x, v, rcond=None)[0]
+    return r / max(float(r.std()), 1e-9)

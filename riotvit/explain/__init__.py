@@ -1,0 +1,1 @@
+"""Explanations: SHAP values (expected gradients) per cell, image attribution maps, attention rollout."""

@@ -1,0 +1,137 @@
+"""Pipeline files: which sources, which configs, which stages (``pipelines/*.yaml``).
+
+A pipeline file names its sources by catalog id or path, gives each stage's config as a mapping
+(optionally ``config: FILE`` plus overrides, deep-merged) and lists the stages to run. Relative
+paths are looked up next to the pipeline file, then in its parent folder (the project root), then
+in the working directory; ``{run}`` stands for the run folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field
+
+from riotvit.config import StrictModel, build_config, read_yaml
+from riotvit.errors import ConfigError
+
+STAGES = ("sample", "tile", "join", "train", "evaluate", "predict", "explain")
+Stage = Literal["sample", "tile", "join", "train", "evaluate", "predict", "explain"]
+
+
+class Sources(StrictModel):
+    raster: list[str] = Field(default_factory=list, description="Imagery: catalog ids or files (several = a mosaic or several dates).")
+    acled: str | None = Field(None, description="ACLED export: catalog id or file.")
+    census: str | None = Field(None, description="Census polygons: catalog id or file.")
+    population_raster: str | None = Field(None, description="Population raster for dasymetric census values.")
+    date: str | None = Field(None, description="Acquisition date YYYY-MM-DD when neither the catalog nor the raster has one.")
+
+
+class PipelineSpec(StrictModel):
+    name: str = Field(description="Pipeline name; the default run folder is runs/<name>.")
+    description: str = ""
+    out: str | None = Field(None, description="Run folder (default runs/<name>).")
+    stages: list[Stage] = Field(list(STAGES), description="Stages to run, in pipeline order.")
+    sources: Sources = Field(default_factory=Sources)
+    region: str = Field("imagery", description="Prediction region: catalog name, bbox, vector file, or 'imagery' (the rasters' extent).")
+    region_crs: str = "EPSG:4326"
+    sample: dict[str, Any] = Field(default_factory=dict, description="SampleConfig for the sample stage.")
+    tile: dict[str, Any] = Field(default_factory=dict, description="TileConfig (or config: FILE plus overrides).")
+    join: dict[str, Any] = Field(default_factory=dict, description="JoinConfig (or config: FILE plus overrides).")
+    train: dict[str, Any] = Field(default_factory=dict, description="TrainConfig (or config: FILE plus overrides).")
+    predict: dict[str, Any] = Field(default_factory=dict, description="PredictConfig.")
+    explain: dict[str, Any] = Field(default_factory=dict, description="ExplainConfig.")
+    catalog: str | None = Field(None, description="Catalog folder (default: ./data_catalog, else the project's).")
+
+
+def deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def set_dotted(data: dict, assignment: str) -> None:
+    """Apply ``key.sub=value`` (value parsed as YAML) to a nested dict."""
+    import yaml
+
+    if "=" not in assignment:
+        raise ConfigError(f"--set {assignment}: expected KEY=VALUE, e.g. --set sources.acled=my_export.csv")
+    key, value = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = data
+    for p in parts[:-1]:
+        node = node.setdefault(p, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"--set {assignment}: '{p}' is not a section")
+    node[parts[-1]] = yaml.safe_load(value)
+
+
+class Pipeline:
+    """A loaded pipeline: the spec, where it came from and how to resolve its paths."""
+
+    def __init__(self, spec: PipelineSpec, path: Path | None, run: Path):
+        self.spec, self.path, self.run = spec, path, run
+        self.roots = [path.parent, path.parent.parent, Path.cwd()] if path else [Path.cwd()]
+
+    @classmethod
+    def load(cls, path: str | Path, out: str | Path | None = None, sets: list[str] | None = None) -> Pipeline:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"pipeline {path}: no such file; see pipelines/demo.yaml for an example")
+        data = read_yaml(path)
+        for s in sets or []:
+            set_dotted(data, s)
+        spec = build_config(PipelineSpec, None, data)
+        order = [s for s in STAGES if s in spec.stages]
+        if order != list(dict.fromkeys(spec.stages)):
+            raise ConfigError(f"pipeline {path}: stages must be in pipeline order {', '.join(STAGES)}")
+        run = Path(out) if out else Path(spec.out or f"runs/{spec.name}")
+        return cls(spec, path.resolve(), run)
+
+    def find(self, text: str) -> str:
+        """Resolve a path from the pipeline file ({run} expanded); catalog ids pass through."""
+        text = text.replace("{run}", str(self.run))
+        p = Path(text)
+        if p.is_absolute():
+            return text
+        for root in self.roots:
+            if (root / p).exists():
+                return str(root / p)
+        return text
+
+    @property
+    def catalog(self) -> Path | None:
+        return Path(self.find(self.spec.catalog)) if self.spec.catalog else None
+
+    def section(self, name: str, model: type):
+        """The stage's config: ``config: FILE`` (a YAML, optionally with a section) deep-merged with the rest."""
+        data = dict(getattr(self.spec, name))
+        file = data.pop("config", None)
+        base: dict = {}
+        if file:
+            fp = Path(self.find(file))
+            if not fp.is_file():
+                raise ConfigError(f"pipeline {self.path}: {name}.config {file} not found")
+            base = read_yaml(fp)
+            if name in base and isinstance(base[name], dict):
+                base = base[name]
+        try:
+            return model.model_validate(deep_merge(base, data))
+        except Exception as e:  # pydantic ValidationError -> one clear line
+            from pydantic import ValidationError
+
+            from riotvit.config import format_validation_error
+
+            if isinstance(e, ValidationError):
+                raise ConfigError(format_validation_error(model, e, f"{self.path} [{name}]")) from None
+            raise
+
+    def stages(self) -> list[str]:
+        """Stages to run; ``explain`` rides with ``predict`` (one streaming pass)."""
+        return [s for s in self.spec.stages if s != "explain"]
+
+    @property
+    def explain(self) -> bool:
+        return "explain" in self.spec.stages

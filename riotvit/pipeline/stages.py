@@ -1,0 +1,201 @@
+"""What each pipeline stage reads, writes and runs (thin calls into the library).
+
+Run folder layout: ``sample/`` (when the pipeline generates the synthetic city), ``tiles/``,
+``samples.parquet``, ``model/`` (bundle, metrics, model card, plots), ``evaluation/`` (the final
+model re-scored on its held-out blocks), ``predict/`` (risk maps, cells, explanations) and
+``riotvit.qgs`` at the top, which opens the maps over the imagery.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from riotvit.config import dump_config
+from riotvit.pipeline.spec import Pipeline
+
+
+@dataclass
+class StagePlan:
+    config: Any
+    inputs: dict[str, Path]
+    outputs: list[Path]
+    run: Callable[[Any], dict]  # reporter -> summary
+
+
+def _source(pipe: Pipeline, item: str | None, kind: str, required: bool = True) -> Path | None:
+    from riotvit.catalog import resolve_source
+    from riotvit.errors import ConfigError
+
+    if not item:
+        if required:
+            raise ConfigError(f"pipeline {pipe.path}: sources.{kind} is required for this stage")
+        return None
+    return resolve_source(pipe.find(item), kind if kind != "population_raster" else "raster", pipe.catalog)[0]
+
+
+def _rasters(pipe: Pipeline) -> list:
+    from riotvit.catalog import raster_specs
+    from riotvit.errors import ConfigError
+
+    if not pipe.spec.sources.raster:
+        raise ConfigError(f"pipeline {pipe.path}: sources.raster names no imagery")
+    return raster_specs([pipe.find(r) for r in pipe.spec.sources.raster], pipe.catalog)
+
+
+def plan_sample(pipe: Pipeline) -> StagePlan:
+    from riotvit.sample import SampleConfig, generate_sample
+
+    cfg = pipe.section("sample", SampleConfig)
+    out = pipe.run / "sample"
+
+    def run(rep) -> dict:
+        r = generate_sample(out, cfg, overwrite=True)
+        return {"events": r.n_events, "riots": r.n_riots, "wards": r.n_wards, "seconds": round(r.seconds, 2)}
+
+    return StagePlan(dump_config(cfg), {}, [out], run)
+
+
+def plan_tile(pipe: Pipeline) -> StagePlan:
+    from riotvit.raster.plan import TileConfig
+    from riotvit.raster.tiler import tile
+
+    cfg = pipe.section("tile", TileConfig)
+    if pipe.spec.sources.date and cfg.date is None:
+        from riotvit.raster.source import parse_date
+
+        cfg = cfg.model_copy(update={"date": parse_date(pipe.spec.sources.date, "sources.date")})
+    specs = _rasters(pipe)
+    out = pipe.run / "tiles"
+
+    def run(rep) -> dict:
+        r = tile(specs, out, cfg, overwrite=True, reporter=rep)
+        return {"crops": r.n_crops, "masked": r.n_masked, "seconds": round(r.seconds, 2)}
+
+    return StagePlan(dump_config(cfg), {f"raster{i}": s.path for i, s in enumerate(specs)}, [out], run)
+
+
+def plan_join(pipe: Pipeline) -> StagePlan:
+    from riotvit.catalog import resolve_source
+    from riotvit.join import JoinConfig, join, with_census_roles
+
+    src = pipe.spec.sources
+    acled = _source(pipe, src.acled, "acled")
+    census, entry = resolve_source(pipe.find(src.census), "census", pipe.catalog) if src.census else (None, None)
+    cfg = with_census_roles(pipe.section("join", JoinConfig), entry, census)
+    pop = _source(pipe, src.population_raster, "population_raster", required=False)
+    tiles, out = pipe.run / "tiles", pipe.run / "samples.parquet"
+    inputs = {"tiles": tiles, "acled": acled, **({"census": census} if census else {}), **({"population": pop} if pop else {})}
+
+    def run(rep) -> dict:
+        r = join(tiles, acled, census, out, cfg, population_raster=pop, overwrite=True, reporter=rep)
+        return {"rows": r.n_rows, "riot_crops": r.positives.get("riot", 0), "features": len(r.features)}
+
+    return StagePlan(dump_config(cfg), inputs, [out], run)
+
+
+def plan_train(pipe: Pipeline) -> StagePlan:
+    from riotvit.training.config import TrainConfig
+    from riotvit.training.trainer import train
+
+    cfg = pipe.section("train", TrainConfig)
+    tiles, samples, out = pipe.run / "tiles", pipe.run / "samples.parquet", pipe.run / "model"
+
+    def run(rep) -> dict:
+        r = train(tiles, samples, out, cfg, overwrite=True, reporter=rep)
+        return {"best_epoch": r.best_epoch, "epochs": r.epochs_run, "images_per_s": round(r.images_per_s, 1),
+                "seconds": round(r.seconds, 1)}
+
+    return StagePlan(dump_config(cfg), {"tiles": tiles, "samples": samples}, [out], run)
+
+
+def plan_evaluate(pipe: Pipeline) -> StagePlan:
+    from riotvit.training.evaluate import evaluate_bundle
+    from riotvit.training.report import write_metrics, write_reliability_plots
+
+    model, out = pipe.run / "model", pipe.run / "evaluation"
+
+    def run(rep) -> dict:
+        table, _ = evaluate_bundle(str(model))
+        out.mkdir(parents=True, exist_ok=True)
+        write_metrics(out, table)
+        write_reliability_plots(out, table)
+        split = next(iter(table.to_dict()["splits"].values()))
+        return {"held_out_aupr": {m: round(v["riot"]["aupr"], 3) for m, v in split["models"].items()
+                                  if v["riot"].get("aupr") is not None}}
+
+    # the bundle's own files only: evaluation reads nothing the bundle does not name
+    return StagePlan({}, {"bundle": model / "bundle.json", "weights": model / "model.safetensors"}, [out / "metrics.json"], run)
+
+
+def plan_predict(pipe: Pipeline) -> StagePlan:
+    from riotvit.inference.plan import PredictConfig
+    from riotvit.inference.predictor import predict
+
+    cfg = pipe.section("predict", PredictConfig)
+    if pipe.spec.sources.date and cfg.date is None:
+        from riotvit.raster.source import parse_date
+
+        cfg = cfg.model_copy(update={"date": parse_date(pipe.spec.sources.date, "sources.date")})
+    ecfg = None
+    if pipe.explain:
+        from riotvit.explain.stage import ExplainConfig
+
+        ecfg = pipe.section("explain", ExplainConfig)
+    specs = _rasters(pipe)
+    src = pipe.spec.sources
+    acled, census = _source(pipe, src.acled, "acled"), _source(pipe, src.census, "census", required=False)
+    pop = _source(pipe, src.population_raster, "population_raster", required=False)
+    model, out = pipe.run / "model", pipe.run / "predict"
+    inputs = {"bundle": model / "bundle.json", "weights": model / "model.safetensors", "acled": acled,
+              **{f"raster{i}": s.path for i, s in enumerate(specs)}, **({"census": census} if census else {}),
+              **({"population": pop} if pop else {})}
+    config = {"region": pipe.spec.region, "region_crs": pipe.spec.region_crs, "predict": dump_config(cfg),
+              "explain": dump_config(ecfg) if ecfg else None}
+
+    def run(rep) -> dict:
+        region = pipeline_region(pipe, specs)
+        explainer = None
+        if ecfg is not None:
+            from riotvit.explain.stage import Explainer
+
+            explainer = Explainer(model, ecfg)
+        r = predict(model, region, out, cfg, imagery=specs, acled=acled, census=census, population_raster=pop,
+                    catalog=pipe.catalog, overwrite=True, yes=True, reporter=rep, explain=explainer)
+        from riotvit.raster.qgis_project import relocate_project
+
+        relocate_project(out / "riotvit.qgs", pipe.run / "riotvit.qgs")
+        d = {"crops": r.n_predicted, "km2": round(r.area_km2, 1), "crops_per_s": round(r.crops_per_s, 1),
+             "seconds": round(r.seconds, 1)}
+        if explainer is not None:
+            sm = explainer.summary()
+            d["top_drivers"] = list(sm.get("mean_abs_shap", {}))[:3]
+            d["completeness_gap"] = sm.get("completeness", {}).get("relative_gap")
+        return d
+
+    return StagePlan(config, inputs, [out, pipe.run / "riotvit.qgs"], run)
+
+
+def pipeline_region(pipe: Pipeline, specs: list):
+    """The pipeline's region; ``imagery`` is the union of the rasters' footprints."""
+    if pipe.spec.region != "imagery":
+        from riotvit.region import resolve_region
+
+        return resolve_region(pipe.find(pipe.spec.region), pipe.spec.region_crs, pipe.catalog)
+    import rasterio
+    import shapely
+    from rasterio.warp import transform_bounds
+
+    from riotvit.region import Region
+
+    boxes = []
+    for s in specs:
+        with rasterio.open(s.path) as src:
+            boxes.append(shapely.box(*transform_bounds(src.crs, "EPSG:4326", *src.bounds)))
+    return Region("imagery", shapely.union_all(boxes), "extent of the pipeline's imagery")
+
+
+PLANS = {"sample": plan_sample, "tile": plan_tile, "join": plan_join, "train": plan_train, "evaluate": plan_evaluate,
+         "predict": plan_predict}
