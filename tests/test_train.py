@@ -40,7 +40,8 @@ def test_bundle_holds_everything_to_use_and_audit_the_model(run, world):
     b = Bundle.open(p)
     m = b.meta
     assert m["bands"] == ["blue", "green", "red", "nir"] and m["input_px"] == 32
-    assert len(m["features"]["names"]) == 43 and m["features"]["names"][0].startswith("census_")
+    assert len(m["features"]["names"]) == 42 and m["features"]["names"][0].startswith("census_")
+    assert "census_coverage" not in m["features"]["names"]  # a data-quality column, not a driver
     assert m["targets"]["heads"] == ["riot", "event_count", "fatalities", "crowd_size", "type_counts"]
     assert m["calibration"]["method"] == "temperature" and 0 < m["threshold"] < 1
     assert m["grid"]["crop_m"] == 672 and m["provenance"]["tileset"]["signature"]
