@@ -48,7 +48,7 @@ def test_bundle_holds_everything_to_use_and_audit_the_model(run, world):
     model = b.load_model()
     assert sum(p.numel() for p in model.parameters()) == m["model"]["params_total"]
     bg = b.background()
-    assert bg["image"].shape == (16, 4, 32, 32) and bg["meta"].shape == (16, 43)
+    assert bg["image"].shape == (16, 4, 32, 32) and bg["meta"].shape == (16, 42)
     hist = pd.read_csv(p / "history.csv")
     assert len(hist) == run.epochs_run == 3 and {"train_loss", "val_aupr", "images_per_s"} <= set(hist.columns)
     for png in ("history.png", "reliability.png"):
