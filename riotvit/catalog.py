@@ -82,10 +82,9 @@ def default_catalog_dir() -> Path:
     env = os.environ.get("RIOTVIT_CATALOG")
     if env:
         return Path(env)
-    here = Path.cwd() / "data_catalog"
-    if here.is_dir():
-        return here
-    return Path(__file__).resolve().parents[1] / "data_catalog"
+    from riotvit.config import project_file
+
+    return project_file("data_catalog")
 
 
 class Catalog:

@@ -102,10 +102,22 @@ def build_config(
             data[k] = v
             if config_file is None:
                 source = "options"
+    return validate(model, data, source)
+
+
+def validate(model: type[M], data: Mapping[str, Any], source: str) -> M:
+    """``model`` from ``data``; a validation error becomes one ConfigError line naming ``source``."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
         raise ConfigError(format_validation_error(model, e, source)) from None
+
+
+def project_file(rel: str) -> Path:
+    """A project file or folder (``data_catalog``, ``pipelines/demo.yaml``, ``configs/...``): from the
+    working directory when it is there, else from the riotvit checkout the package lives in."""
+    here = Path.cwd() / rel
+    return here if here.exists() else Path(__file__).resolve().parents[1] / rel
 
 
 def dump_config(cfg: BaseModel) -> dict[str, Any]:

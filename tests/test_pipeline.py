@@ -18,6 +18,7 @@ from riotvit.pipeline import run_pipeline
 REPO = Path(__file__).resolve().parents[1]
 DEMO = REPO / "pipelines" / "demo.yaml"
 SMALL = ["sample.size_km=6", "train.optim.epochs=12", "predict.tta=2", "explain.nsamples=8"]
+SMALL_TTA1 = [s if not s.startswith("predict.tta") else "predict.tta=1" for s in SMALL]  # one predict option changed
 
 pytestmark = pytest.mark.slow
 
@@ -44,6 +45,12 @@ def test_demo_runs_every_stage_into_one_folder(demo_run):
     # the tile set covers the reduced city: 6 km -> 17 x 17 stride cells of 336 m, 16 x 16 crops + edges
     ts = json.loads((run / "tiles" / "tileset.json").read_text())
     assert ts["grid"]["crop_px"] == 64 and ts["n_crops"] >= 16 * 16
+    # the top-level project points, relative to itself, at the files under predict/ and sample/
+    import xml.etree.ElementTree as ET
+
+    sources = [el.text.split("|")[0] for el in ET.parse(run / "riotvit.qgs").iter("datasource")]
+    assert {"./predict/risk.tif", "./predict/cells.gpkg", "./predict/drivers.tif", "./sample/city.tif"} <= set(sources)
+    assert all((run / src).is_file() for src in sources)
 
 
 def test_demo_metrics_beat_the_prevalence_baseline(demo_run):
@@ -79,10 +86,10 @@ def test_rerun_skips_unchanged_stages_and_from_forces(demo_run):
     again = run_pipeline(DEMO, run, sets=SMALL)
     assert [s.status for s in again.stages] == ["skipped"] * 6
     before = (run / "predict" / "risk.tif").stat().st_mtime_ns
-    changed = run_pipeline(DEMO, run, sets=[*SMALL[:-2], "predict.tta=1", SMALL[-1]])  # a predict option changed
+    changed = run_pipeline(DEMO, run, sets=SMALL_TTA1)
     assert [s.status for s in changed.stages] == ["skipped"] * 5 + ["ran"]
     assert (run / "predict" / "risk.tif").stat().st_mtime_ns != before
-    forced = run_pipeline(DEMO, run, sets=[*SMALL[:-2], "predict.tta=1", SMALL[-1]], from_stage="evaluate")
+    forced = run_pipeline(DEMO, run, sets=SMALL_TTA1, from_stage="evaluate")
     assert [s.status for s in forced.stages] == ["skipped"] * 4 + ["ran", "ran"]
 
 

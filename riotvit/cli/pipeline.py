@@ -30,16 +30,22 @@ Examples:
 """
 
 
-def _reporter(quiet: bool):
-    return lambda stage: RichReporter(quiet=quiet)
+def _run(pipeline: Path, out: Path | None, from_stage: str | None, until: str | None, sets: list[str] | None,
+         json_out: bool, quiet: bool) -> None:
+    """What ``run`` and ``demo`` share: run with progress bars, then the stage table and where to look."""
+    from riotvit.pipeline import run_pipeline
 
+    q = quiet or json_out
 
-def _on_stage(quiet: bool):
-    def f(stage: str, what: str) -> None:
-        if not quiet:
+    def on_stage(stage: str, what: str) -> None:
+        if not q:
             console.print(f"[bold cyan]▶ {stage}[/]" if what == "start" else f"[dim]✓ {stage}: unchanged, skipped[/]")
 
-    return f
+    res = run_pipeline(pipeline, out, from_stage=from_stage, until=until, sets=sets,
+                       reporter=lambda stage: RichReporter(quiet=q), on_stage=on_stage)
+    _report(res, json_out)
+    if not json_out:
+        _where(res.run)
 
 
 def _report(res, json_out: bool) -> None:
@@ -94,13 +100,7 @@ def run_command(
 
     The run folder keeps manifest.json: per stage, its config, the SHA-256 of its inputs, its outputs and timing.
     """
-    from riotvit.pipeline import run_pipeline
-
-    q = quiet or json_out
-    res = run_pipeline(pipeline, out, from_stage=from_stage, until=until, sets=set_, reporter=_reporter(q), on_stage=_on_stage(q))
-    _report(res, json_out)
-    if not json_out:
-        _where(res.run)
+    _run(pipeline, out, from_stage, until, set_, json_out, quiet)
 
 
 @handle_errors
@@ -115,12 +115,7 @@ def demo_command(
 
     sample -> tile -> join -> train (tiny ViT, 5-fold spatial CV) -> evaluate -> predict the city -> explain. Everything lands in one folder with a QGIS project; runs pipelines/demo.yaml.
     """
-    from riotvit.pipeline import find_project_file, run_pipeline
+    from riotvit.config import project_file
 
-    sets = [f"sample.size_km={size_km}"] if size_km else []
-    q = quiet or json_out
-    res = run_pipeline(find_project_file("pipelines/demo.yaml"), out, from_stage=from_stage, sets=sets,
-                       reporter=_reporter(q), on_stage=_on_stage(q))
-    _report(res, json_out)
-    if not json_out:
-        _where(res.run)
+    _run(project_file("pipelines/demo.yaml"), out, from_stage, None, [f"sample.size_km={size_km}"] if size_km else [],
+         json_out, quiet)

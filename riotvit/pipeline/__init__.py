@@ -19,7 +19,7 @@ from riotvit.pipeline.manifest import Manifest
 from riotvit.pipeline.spec import STAGES, Pipeline, PipelineSpec
 from riotvit.progress import NullReporter
 
-__all__ = ["Pipeline", "PipelineSpec", "PipelineResult", "StageRecord", "run_pipeline", "find_project_file", "STAGES"]
+__all__ = ["Pipeline", "PipelineSpec", "PipelineResult", "StageRecord", "run_pipeline", "STAGES"]
 
 
 @dataclass
@@ -38,15 +38,6 @@ class PipelineResult:
 
     def record(self, name: str) -> StageRecord | None:
         return next((s for s in self.stages if s.name == name), None)
-
-
-def find_project_file(rel: str) -> Path:
-    """A project file (``pipelines/demo.yaml``, ``configs/...``): from the working directory, else
-    from the riotvit checkout the package lives in."""
-    here = Path.cwd() / rel
-    if here.exists():
-        return here
-    return Path(__file__).resolve().parents[2] / rel
 
 
 def _stage_arg(pipe: Pipeline, names: list[str], value: str | None, option: str) -> str | None:

@@ -8,12 +8,13 @@ in the working directory; ``{run}`` stands for the run folder.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
-from riotvit.config import StrictModel, build_config, read_yaml
+from riotvit.config import StrictModel, read_yaml, validate
 from riotvit.errors import ConfigError
 
 STAGES = ("sample", "tile", "join", "train", "evaluate", "predict", "explain")
@@ -25,7 +26,7 @@ class Sources(StrictModel):
     acled: str | None = Field(None, description="ACLED export: catalog id or file.")
     census: str | None = Field(None, description="Census polygons: catalog id or file.")
     population_raster: str | None = Field(None, description="Population raster for dasymetric census values.")
-    date: str | None = Field(None, description="Acquisition date YYYY-MM-DD when neither the catalog nor the raster has one.")
+    date: dt.date | None = Field(None, description="Acquisition date YYYY-MM-DD: overrides the catalog's and the raster's (labels start here).")
 
 
 class PipelineSpec(StrictModel):
@@ -83,7 +84,7 @@ class Pipeline:
         data = read_yaml(path)
         for s in sets or []:
             set_dotted(data, s)
-        spec = build_config(PipelineSpec, None, data)
+        spec = validate(PipelineSpec, data, str(path))
         order = [s for s in STAGES if s in spec.stages]
         if order != list(dict.fromkeys(spec.stages)):
             raise ConfigError(f"pipeline {path}: stages must be in pipeline order {', '.join(STAGES)}")
@@ -117,16 +118,7 @@ class Pipeline:
             base = read_yaml(fp)
             if name in base and isinstance(base[name], dict):
                 base = base[name]
-        try:
-            return model.model_validate(deep_merge(base, data))
-        except Exception as e:  # pydantic ValidationError -> one clear line
-            from pydantic import ValidationError
-
-            from riotvit.config import format_validation_error
-
-            if isinstance(e, ValidationError):
-                raise ConfigError(format_validation_error(model, e, f"{self.path} [{name}]")) from None
-            raise
+        return validate(model, deep_merge(base, data), f"{self.path} [{name}]")
 
     def stages(self) -> list[str]:
         """Stages to run; ``explain`` rides with ``predict`` (one streaming pass)."""

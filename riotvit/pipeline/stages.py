@@ -25,15 +25,36 @@ class StagePlan:
     run: Callable[[Any], dict]  # reporter -> summary
 
 
-def _source(pipe: Pipeline, item: str | None, kind: str, required: bool = True) -> Path | None:
+@dataclass
+class MetaSources:
+    """The ACLED export, census layer (and its catalog entry) and population raster, resolved."""
+
+    acled: Path
+    census: Path | None
+    census_entry: Any
+    population: Path | None
+
+    def inputs(self) -> dict[str, Path]:
+        named = {"acled": self.acled, "census": self.census, "population": self.population}
+        return {k: v for k, v in named.items() if v is not None}
+
+
+def _meta_sources(pipe: Pipeline) -> MetaSources:
     from riotvit.catalog import resolve_source
     from riotvit.errors import ConfigError
 
-    if not item:
-        if required:
-            raise ConfigError(f"pipeline {pipe.path}: sources.{kind} is required for this stage")
-        return None
-    return resolve_source(pipe.find(item), kind if kind != "population_raster" else "raster", pipe.catalog)[0]
+    src = pipe.spec.sources
+    if not src.acled:
+        raise ConfigError(f"pipeline {pipe.path}: sources.acled is required for join and predict")
+    census, entry = resolve_source(pipe.find(src.census), "census", pipe.catalog) if src.census else (None, None)
+    pop = resolve_source(pipe.find(src.population_raster), "raster", pipe.catalog)[0] if src.population_raster else None
+    return MetaSources(resolve_source(pipe.find(src.acled), "acled", pipe.catalog)[0], census, entry, pop)
+
+
+def _with_date(pipe: Pipeline, cfg):
+    """``sources.date`` overrides the imagery's date unless the stage's config names its own."""
+    d = pipe.spec.sources.date
+    return cfg.model_copy(update={"date": d}) if d and cfg.date is None else cfg
 
 
 def _rasters(pipe: Pipeline) -> list:
@@ -62,11 +83,7 @@ def plan_tile(pipe: Pipeline) -> StagePlan:
     from riotvit.raster.plan import TileConfig
     from riotvit.raster.tiler import tile
 
-    cfg = pipe.section("tile", TileConfig)
-    if pipe.spec.sources.date and cfg.date is None:
-        from riotvit.raster.source import parse_date
-
-        cfg = cfg.model_copy(update={"date": parse_date(pipe.spec.sources.date, "sources.date")})
+    cfg = _with_date(pipe, pipe.section("tile", TileConfig))
     specs = _rasters(pipe)
     out = pipe.run / "tiles"
 
@@ -78,19 +95,15 @@ def plan_tile(pipe: Pipeline) -> StagePlan:
 
 
 def plan_join(pipe: Pipeline) -> StagePlan:
-    from riotvit.catalog import resolve_source
     from riotvit.join import JoinConfig, join, with_census_roles
 
-    src = pipe.spec.sources
-    acled = _source(pipe, src.acled, "acled")
-    census, entry = resolve_source(pipe.find(src.census), "census", pipe.catalog) if src.census else (None, None)
-    cfg = with_census_roles(pipe.section("join", JoinConfig), entry, census)
-    pop = _source(pipe, src.population_raster, "population_raster", required=False)
+    ms = _meta_sources(pipe)
+    cfg = with_census_roles(pipe.section("join", JoinConfig), ms.census_entry, ms.census)
     tiles, out = pipe.run / "tiles", pipe.run / "samples.parquet"
-    inputs = {"tiles": tiles, "acled": acled, **({"census": census} if census else {}), **({"population": pop} if pop else {})}
+    inputs = {"tiles": tiles, **ms.inputs()}
 
     def run(rep) -> dict:
-        r = join(tiles, acled, census, out, cfg, population_raster=pop, overwrite=True, reporter=rep)
+        r = join(tiles, ms.acled, ms.census, out, cfg, population_raster=ms.population, overwrite=True, reporter=rep)
         return {"rows": r.n_rows, "riot_crops": r.positives.get("riot", 0), "features": len(r.features)}
 
     return StagePlan(dump_config(cfg), inputs, [out], run)
@@ -126,32 +139,26 @@ def plan_evaluate(pipe: Pipeline) -> StagePlan:
         return {"held_out_aupr": {m: round(v["riot"]["aupr"], 3) for m, v in split["models"].items()
                                   if v["riot"].get("aupr") is not None}}
 
-    # the bundle's own files only: evaluation reads nothing the bundle does not name
-    return StagePlan({}, {"bundle": model / "bundle.json", "weights": model / "model.safetensors"}, [out / "metrics.json"], run)
+    inputs = {"bundle": model / "bundle.json", "weights": model / "model.safetensors", "tiles": pipe.run / "tiles",
+              "samples": pipe.run / "samples.parquet"}  # the tile set and table the bundle records
+    return StagePlan({}, inputs, [out / "metrics.json"], run)
 
 
 def plan_predict(pipe: Pipeline) -> StagePlan:
     from riotvit.inference.plan import PredictConfig
     from riotvit.inference.predictor import predict
 
-    cfg = pipe.section("predict", PredictConfig)
-    if pipe.spec.sources.date and cfg.date is None:
-        from riotvit.raster.source import parse_date
-
-        cfg = cfg.model_copy(update={"date": parse_date(pipe.spec.sources.date, "sources.date")})
+    cfg = _with_date(pipe, pipe.section("predict", PredictConfig))
     ecfg = None
     if pipe.explain:
         from riotvit.explain.stage import ExplainConfig
 
         ecfg = pipe.section("explain", ExplainConfig)
     specs = _rasters(pipe)
-    src = pipe.spec.sources
-    acled, census = _source(pipe, src.acled, "acled"), _source(pipe, src.census, "census", required=False)
-    pop = _source(pipe, src.population_raster, "population_raster", required=False)
+    ms = _meta_sources(pipe)
     model, out = pipe.run / "model", pipe.run / "predict"
-    inputs = {"bundle": model / "bundle.json", "weights": model / "model.safetensors", "acled": acled,
-              **{f"raster{i}": s.path for i, s in enumerate(specs)}, **({"census": census} if census else {}),
-              **({"population": pop} if pop else {})}
+    inputs = {"bundle": model / "bundle.json", "weights": model / "model.safetensors", **ms.inputs(),
+              **{f"raster{i}": s.path for i, s in enumerate(specs)}}
     config = {"region": pipe.spec.region, "region_crs": pipe.spec.region_crs, "predict": dump_config(cfg),
               "explain": dump_config(ecfg) if ecfg else None}
 
@@ -162,7 +169,7 @@ def plan_predict(pipe: Pipeline) -> StagePlan:
             from riotvit.explain.stage import Explainer
 
             explainer = Explainer(model, ecfg)
-        r = predict(model, region, out, cfg, imagery=specs, acled=acled, census=census, population_raster=pop,
+        r = predict(model, region, out, cfg, imagery=specs, acled=ms.acled, census=ms.census, population_raster=ms.population,
                     catalog=pipe.catalog, overwrite=True, yes=True, reporter=rep, explain=explainer)
         from riotvit.raster.qgis_project import relocate_project
 
