@@ -16,7 +16,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from acled_fixtures import make_events, write_variant  # noqa: E402
 
-from riotvit.events import read_acled  # noqa: E402
+from riotvit.join.events import read_acled  # noqa: E402
 
 
 def main() -> None:

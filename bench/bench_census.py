@@ -26,8 +26,8 @@ import rasterio
 import shapely
 from affine import Affine
 
-from riotvit.census import CensusConfig, interpolate_to_crops, prepare_census
 from riotvit.grid import CropGrid
+from riotvit.join.census import CensusConfig, interpolate_to_crops, prepare_census
 
 REAL = Path(os.environ.get("RIOTVIT_REAL_DATA", Path(__file__).resolve().parents[2] / "shared" / "data" / "real"))
 EPSG = 32737

@@ -38,11 +38,11 @@ def main() -> None:
 
     from riotvit.explain.gradients import expected_gradients
     from riotvit.explain.stage import shap_gradient_explainer
-    from riotvit.inference.runner import ModelRunner
-    from riotvit.join import read_samples
-    from riotvit.raster.tileset import TileSet
-    from riotvit.training.bundle import Bundle
-    from riotvit.training.trainer import train
+    from riotvit.join.stage import read_samples
+    from riotvit.predict.runner import ModelRunner
+    from riotvit.tile.tileset import TileSet
+    from riotvit.train.bundle import Bundle
+    from riotvit.train.trainer import train
 
     dev = "cuda" if torch.cuda.is_available() else "cpu"
     with tempfile.TemporaryDirectory() as d:

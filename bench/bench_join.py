@@ -31,9 +31,9 @@ def make_inputs(tmp: Path, side: int, n_events: int, seed: int = 0):
     from pyproj import Transformer
     from raster_fixtures import write_raster
 
-    from riotvit.events.vocab import ACLED_COLUMNS
-    from riotvit.raster.plan import TileConfig
-    from riotvit.raster.tiler import tile
+    from riotvit.join.events.vocab import ACLED_COLUMNS
+    from riotvit.tile.plan import TileConfig
+    from riotvit.tile.tiler import tile
 
     rng = np.random.default_rng(seed)
     col0, row_top, px = 500, 1300, 4
@@ -84,11 +84,11 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=316, help="crops per side (316 -> 99,856 crops)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
-    from riotvit.census import CensusConfig
-    from riotvit.events.acled import read_acled
-    from riotvit.events.labels import build_history, build_targets
-    from riotvit.join import JoinConfig, join, project_events
-    from riotvit.raster.tileset import TileSet
+    from riotvit.join.census import CensusConfig
+    from riotvit.join.events.acled import read_acled
+    from riotvit.join.events.labels import build_history, build_targets
+    from riotvit.join.stage import JoinConfig, join, project_events
+    from riotvit.tile.tileset import TileSet
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 CHILD = r"""
 import json, sys, time, resource
 from pathlib import Path
-from riotvit.inference.plan import PredictConfig
-from riotvit.inference.predictor import predict
-from riotvit.raster.plan import SourceSpec
-from riotvit.region import resolve_region
+from riotvit.predict.plan import PredictConfig
+from riotvit.predict.predictor import predict
+from riotvit.tile.plan import SourceSpec
+from riotvit.predict.region import resolve_region
 model, image, bbox, out, tta, batch = sys.argv[1:7]
 t = time.perf_counter()
 r = predict(model, resolve_region(bbox, "EPSG:32737"), out, PredictConfig(tta=int(tta), batch_size=int(batch)),
@@ -52,9 +52,9 @@ def main() -> None:
     import torch
     from pipeline_fixtures import make_world
 
-    from riotvit.training.bundle import Bundle
-    from riotvit.training.config import TrainConfig
-    from riotvit.training.trainer import train
+    from riotvit.train.bundle import Bundle
+    from riotvit.train.config import TrainConfig
+    from riotvit.train.trainer import train
 
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)

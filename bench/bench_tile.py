@@ -1,6 +1,6 @@
 """Tiling benchmark: the same raster on the same crop grid, three ways, in one run.
 
-1. ``riotvit``: ``riotvit.raster.tiler.tile`` end to end (plan, checksum, read, resample,
+1. ``riotvit``: ``riotvit.tile.tiler.tile`` end to end (plan, checksum, read, resample,
    statistics, chip store, tiles.parquet, tileset.json).
 2. ``rasterio WarpedVRT``: a plain per-crop loop, ``vrt.read(window=from_bounds(...),
    out_shape=(C, 224, 224), resampling=bilinear)`` into a preallocated array, then ``np.save``.
@@ -60,7 +60,7 @@ TARGET_MEMORY_RATIO = 1.25
 # --------------------------------------------------------------------------------------------
 def make_sample(workdir: Path, size_km: float) -> Path:
     """The synthetic city (4-band uint16, UTM 37S, 3 m, aligned with the crop grid)."""
-    from riotvit.sample import SampleConfig, generate_sample
+    from riotvit.synth import SampleConfig, generate_sample
 
     out = workdir / f"sample_{size_km:g}km"
     if not (out / "city.tif").exists():
@@ -135,7 +135,7 @@ def full_read(path: Path) -> int:
 
 
 def riotvit_tile(path: Path, out: Path, cfg) -> Any:
-    from riotvit.raster.tiler import tile
+    from riotvit.tile.tiler import tile
 
     return tile([path], out, cfg)
 
@@ -302,8 +302,8 @@ def footprint_match(grid_q: list, fps: np.ndarray) -> dict[str, int]:
 # --------------------------------------------------------------------------------------------
 def child_tile(raster: str, out: str, overlap: float, date: str | None) -> None:
     """Run one riotvit tile in this (fresh) process and print its peak RSS as JSON."""
-    from riotvit.raster.plan import TileConfig
-    from riotvit.raster.tiler import tile
+    from riotvit.tile.plan import TileConfig
+    from riotvit.tile.tiler import tile
 
     cfg = TileConfig(overlap=overlap, date=dt.date.fromisoformat(date) if date else None)
     base = peak_rss_mb()
@@ -352,7 +352,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def run(args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
-    from riotvit.raster.plan import TileConfig
+    from riotvit.tile.plan import TileConfig
 
     say = lambda s: print(s, flush=True)  # noqa: E731
     res: dict[str, Any] = {"env": environment(), "args": {k: str(v) for k, v in vars(args).items()

@@ -1,6 +1,6 @@
 """Benchmark training throughput: riotvit's full loop vs the same model fed from device memory.
 
-The full loop is ``riotvit.training.loop.fit`` reading the tile set's chip store (cache mode
+The full loop is ``riotvit.train.loop.fit`` reading the tile set's chip store (cache mode
 ``auto``: chips copied to the device once, then gathered there per batch), converting,
 augmenting and normalising on the device. The model-only figure trains the same model, loss
 and optimiser on batches already in device memory (no data work at all): the ceiling.
@@ -41,14 +41,14 @@ def main() -> None:
     import torch
 
     from riotvit.config import build_config
-    from riotvit.data.features import BandNorm, target_arrays
-    from riotvit.data.loader import ChipBatcher
-    from riotvit.join import read_samples
-    from riotvit.models import create_model
-    from riotvit.models.losses import MultiTaskLoss
-    from riotvit.raster.tileset import TileSet
-    from riotvit.training.config import TrainConfig
-    from riotvit.training.loop import autocast, fit, make_optimizer
+    from riotvit.join.features import BandNorm, target_arrays
+    from riotvit.join.stage import read_samples
+    from riotvit.tile.tileset import TileSet
+    from riotvit.train.config import TrainConfig
+    from riotvit.train.data import ChipBatcher
+    from riotvit.train.loop import autocast, fit, make_optimizer
+    from riotvit.train.models import create_model
+    from riotvit.train.models.losses import MultiTaskLoss
 
     cuda = torch.cuda.is_available()
     dev = torch.device("cuda" if cuda else "cpu")

@@ -218,7 +218,7 @@ def _validate_acled(r: Resolved) -> list[str]:
 
 def raster_specs(items: list[str], catalog_dir: str | Path | None = None) -> list:
     """Turn CLI raster arguments (paths or catalog ids) into ``SourceSpec`` objects."""
-    from riotvit.raster.plan import SourceSpec
+    from riotvit.tile.plan import SourceSpec
 
     specs, cat = [], None
     for item in items:

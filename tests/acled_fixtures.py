@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riotvit.events.acled import ACLED_COLUMNS
+from riotvit.join.events.acled import ACLED_COLUMNS
 
 COUNTRIES = (  # name, iso3, numeric iso, region, centre lat, centre lon
     ("Freedonia", "FRD", 901, "Eastern Africa", 4.5, 31.0),

@@ -36,8 +36,8 @@ def city_run(tmp_path_factory):
     from pipeline_fixtures import make_world
 
     from riotvit.config import build_config
-    from riotvit.training.config import TrainConfig
-    from riotvit.training.trainer import train
+    from riotvit.train.config import TrainConfig
+    from riotvit.train.trainer import train
 
     root = tmp_path_factory.mktemp("city")
     seed = int(os.environ.get("RIOTVIT_CITY_SEED", "7"))  # other seeds: a robustness check by hand

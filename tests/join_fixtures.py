@@ -11,9 +11,9 @@ import shapely
 from pyproj import Transformer
 from raster_fixtures import random_image, write_raster
 
-from riotvit.events.vocab import ACLED_COLUMNS
-from riotvit.raster.plan import TileConfig
-from riotvit.raster.tiler import tile
+from riotvit.join.events.vocab import ACLED_COLUMNS
+from riotvit.tile.plan import TileConfig
+from riotvit.tile.tiler import tile
 
 EPSG = 32637
 COL0, ROW_TOP = 600, 1000  # crop grid origin of the fixture image: x = 403200, y = 672000 (about 38.1 E, 6.1 N)

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from riotvit.census import CensusConfig
-from riotvit.join import JoinConfig, join
-from riotvit.raster.plan import TileConfig
-from riotvit.raster.tiler import tile
-from riotvit.sample import SampleConfig, generate_sample
-from riotvit.training.config import TrainConfig
+from riotvit.join.census import CensusConfig
+from riotvit.join.stage import JoinConfig, join
+from riotvit.synth import SampleConfig, generate_sample
+from riotvit.tile.plan import TileConfig
+from riotvit.tile.tiler import tile
+from riotvit.train.config import TrainConfig
 
 CENSUS = CensusConfig(extensive=["population", "households"], intensive=["youth_share", "unemployment_rate"],
                       id_column="ward_name")

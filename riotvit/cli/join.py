@@ -53,11 +53,11 @@ def join_command(
 
     Writes samples.parquet: per crop, targets (riot, event_count, fatalities, crowd_size, counts per event type) in the window [t + lead, t + lead + horizon) after the acquisition date t, history features from before t only, census values interpolated onto the crop, and spatial block cross-validation folds.
     """
-    from riotvit.atomic import refuse_existing
     from riotvit.catalog import resolve_source
     from riotvit.config import build_config
-    from riotvit.join import JoinConfig, join, with_census_roles
-    from riotvit.raster.source import parse_date
+    from riotvit.io import refuse_existing
+    from riotvit.join.stage import JoinConfig, join, with_census_roles
+    from riotvit.tile.source import parse_date
 
     refuse_existing(out, overwrite, "samples table")
     acled_path, _ = resolve_source(acled, "acled", catalog)

@@ -71,13 +71,13 @@ class ExplainSpec:
 def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, census, population_raster, overrides,
                 explain: ExplainSpec | None, yes, config, catalog, overwrite, json_out, quiet) -> None:
     """The body shared by ``predict`` and ``explain``: resolve inputs, run, print."""
-    from riotvit.atomic import refuse_existing
     from riotvit.catalog import raster_specs, resolve_source
     from riotvit.config import build_config
-    from riotvit.inference.plan import PredictConfig
-    from riotvit.inference.predictor import predict
-    from riotvit.raster.source import parse_date
-    from riotvit.region import resolve_region
+    from riotvit.io import refuse_existing
+    from riotvit.predict.plan import PredictConfig
+    from riotvit.predict.predictor import predict
+    from riotvit.predict.region import resolve_region
+    from riotvit.tile.source import parse_date
 
     refuse_existing(out, overwrite, "prediction folder")
     if date:

@@ -34,7 +34,7 @@ def sample_command(
     and riots are documented in SAMPLE.md inside the folder.
     """
     from riotvit.config import build_config
-    from riotvit.sample import SampleConfig, generate_sample
+    from riotvit.synth import SampleConfig, generate_sample
 
     cfg = build_config(SampleConfig, config, given(seed=seed, size_km=size_km, image_date=image_date))
     with console.status("generating the synthetic city"):

@@ -58,8 +58,8 @@ def tile_command(
     """
     from riotvit.catalog import raster_specs
     from riotvit.config import build_config
-    from riotvit.raster.plan import TileConfig, plan_tiles
-    from riotvit.raster.source import parse_date
+    from riotvit.tile.plan import TileConfig, plan_tiles
+    from riotvit.tile.source import parse_date
 
     band_list = [b.strip() for b in bands.split(",")] if bands else None
     d = parse_date(date, "--date") if date else None
@@ -84,7 +84,7 @@ def tile_command(
         for w in plan.warnings:
             console.print(f"[yellow]warning:[/] {w}")
         return
-    from riotvit.raster.tiler import tile
+    from riotvit.tile.tiler import tile
 
     res = tile(specs, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out))
     summary = {

@@ -51,8 +51,8 @@ def train_command(
     Evaluation holds out spatial blocks (the samples table's test fold), calibrates on the validation fold and compares with the prevalence and a history-plus-census scikit-learn baseline on the same rows. Writes model.safetensors, bundle.json, metrics.json/.md, history.csv/.png, reliability.png, background samples and model_card.md. An interrupted run resumes from its last epoch when rerun.
     """
     from riotvit.config import build_config
-    from riotvit.training.config import TrainConfig
-    from riotvit.training.trainer import train
+    from riotvit.train.config import TrainConfig
+    from riotvit.train.trainer import train
 
     cfg = build_config(TrainConfig, config, given(seed=seed, device=device))
     upd = {}
@@ -83,8 +83,8 @@ def evaluate_command(
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
     """Re-score a trained model on its held-out blocks, next to the baselines, and rewrite metrics.json/metrics.md."""
-    from riotvit.training.evaluate import evaluate_bundle
-    from riotvit.training.report import write_metrics, write_reliability_plots
+    from riotvit.train.evaluate import evaluate_bundle
+    from riotvit.train.report import write_metrics, write_reliability_plots
 
     table, b = evaluate_bundle(str(run), str(tileset) if tileset else None, str(samples) if samples else None)
     write_metrics(b.path, table)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from riotvit.atomic import atomic_file
+from riotvit.io import atomic_file
 
 
 @contextmanager

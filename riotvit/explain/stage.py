@@ -38,7 +38,7 @@ class Explainer:
     """Explains batches of crops during ``predict`` and writes the explanation outputs."""
 
     def __init__(self, model: str | Path, config: ExplainConfig | None = None):
-        from riotvit.training.bundle import Bundle
+        from riotvit.train.bundle import Bundle
 
         self.cfg = config or ExplainConfig()
         self.bundle = Bundle.open(model)
@@ -60,7 +60,7 @@ class Explainer:
 
     # -- called by the predictor ------------------------------------------------------------
     def begin(self, plan, work: Path, runner, raw_features: pd.DataFrame) -> None:
-        from riotvit.explain.maps import PatchRaster
+        from riotvit.publish.patches import PatchRaster
 
         self.plan, self.work, self.runner = plan, work, runner
         self.raw = raw_features
@@ -124,8 +124,8 @@ class Explainer:
         shap_bar(np.column_stack([pm[:, keep], pi]), [*self.report, "image"], self.work / "shap_bar.png")
 
     def layers(self, work: Path) -> list:
-        from riotvit.raster.qgis_project import LayerSpec
-        from riotvit.raster.styles import driver_raster_qml, raster_pseudocolor_qml, write_style
+        from riotvit.publish.qgis_project import LayerSpec
+        from riotvit.publish.styles import driver_raster_qml, raster_pseudocolor_qml, write_style
 
         lim = float(np.percentile(np.concatenate(self._abs_patch), 98)) if self._abs_patch else 1.0
         lim = lim if lim > 0 else 1.0

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from riotvit import __version__
-from riotvit.atomic import atomic_file
+from riotvit.io import atomic_file
 
 MANIFEST = "manifest.json"
 

@@ -67,7 +67,7 @@ def _rasters(pipe: Pipeline) -> list:
 
 
 def plan_sample(pipe: Pipeline) -> StagePlan:
-    from riotvit.sample import SampleConfig, generate_sample
+    from riotvit.synth import SampleConfig, generate_sample
 
     cfg = pipe.section("sample", SampleConfig)
     out = pipe.run / "sample"
@@ -80,8 +80,8 @@ def plan_sample(pipe: Pipeline) -> StagePlan:
 
 
 def plan_tile(pipe: Pipeline) -> StagePlan:
-    from riotvit.raster.plan import TileConfig
-    from riotvit.raster.tiler import tile
+    from riotvit.tile.plan import TileConfig
+    from riotvit.tile.tiler import tile
 
     cfg = _with_date(pipe, pipe.section("tile", TileConfig))
     specs = _rasters(pipe)
@@ -95,7 +95,7 @@ def plan_tile(pipe: Pipeline) -> StagePlan:
 
 
 def plan_join(pipe: Pipeline) -> StagePlan:
-    from riotvit.join import JoinConfig, join, with_census_roles
+    from riotvit.join.stage import JoinConfig, join, with_census_roles
 
     ms = _meta_sources(pipe)
     cfg = with_census_roles(pipe.section("join", JoinConfig), ms.census_entry, ms.census)
@@ -110,8 +110,8 @@ def plan_join(pipe: Pipeline) -> StagePlan:
 
 
 def plan_train(pipe: Pipeline) -> StagePlan:
-    from riotvit.training.config import TrainConfig
-    from riotvit.training.trainer import train
+    from riotvit.train.config import TrainConfig
+    from riotvit.train.trainer import train
 
     cfg = pipe.section("train", TrainConfig)
     tiles, samples, out = pipe.run / "tiles", pipe.run / "samples.parquet", pipe.run / "model"
@@ -125,8 +125,8 @@ def plan_train(pipe: Pipeline) -> StagePlan:
 
 
 def plan_evaluate(pipe: Pipeline) -> StagePlan:
-    from riotvit.training.evaluate import evaluate_bundle
-    from riotvit.training.report import write_metrics, write_reliability_plots
+    from riotvit.train.evaluate import evaluate_bundle
+    from riotvit.train.report import write_metrics, write_reliability_plots
 
     model, out = pipe.run / "model", pipe.run / "evaluation"
 
@@ -145,8 +145,8 @@ def plan_evaluate(pipe: Pipeline) -> StagePlan:
 
 
 def plan_predict(pipe: Pipeline) -> StagePlan:
-    from riotvit.inference.plan import PredictConfig
-    from riotvit.inference.predictor import predict
+    from riotvit.predict.plan import PredictConfig
+    from riotvit.predict.predictor import predict
 
     cfg = _with_date(pipe, pipe.section("predict", PredictConfig))
     ecfg = None
@@ -171,7 +171,7 @@ def plan_predict(pipe: Pipeline) -> StagePlan:
             explainer = Explainer(model, ecfg)
         r = predict(model, region, out, cfg, imagery=specs, acled=ms.acled, census=ms.census, population_raster=ms.population,
                     catalog=pipe.catalog, overwrite=True, yes=True, reporter=rep, explain=explainer)
-        from riotvit.raster.qgis_project import relocate_project
+        from riotvit.publish.qgis_project import relocate_project
 
         relocate_project(out / "riotvit.qgs", pipe.run / "riotvit.qgs")
         d = {"crops": r.n_predicted, "km2": round(r.area_km2, 1), "crops_per_s": round(r.crops_per_s, 1),
@@ -188,14 +188,14 @@ def plan_predict(pipe: Pipeline) -> StagePlan:
 def pipeline_region(pipe: Pipeline, specs: list):
     """The pipeline's region; ``imagery`` is the union of the rasters' footprints."""
     if pipe.spec.region != "imagery":
-        from riotvit.region import resolve_region
+        from riotvit.predict.region import resolve_region
 
         return resolve_region(pipe.find(pipe.spec.region), pipe.spec.region_crs, pipe.catalog)
     import rasterio
     import shapely
     from rasterio.warp import transform_bounds
 
-    from riotvit.region import Region
+    from riotvit.predict.region import Region
 
     boxes = []
     for s in specs:

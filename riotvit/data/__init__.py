@@ -1,1 +1,0 @@
-"""Data for training and prediction: metadata scalers, band normalisation, batches, augmentation."""

@@ -1,0 +1,121 @@
+"""``model_card.md``: what the model is, what it was trained on, how well it does, and how not to use it.
+
+Generated from the run's own records (bundle.json, metrics), so it cannot drift from the model.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from riotvit.io import atomic_file
+
+
+def _fmt(v: Any, d: int = 3) -> str:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return "–"
+    return "–" if f != f else f"{f:.{d}f}"
+
+
+def _metric(summary: dict, model: str, metric: str) -> str:
+    m = summary.get(model, {}).get("riot", {}).get(metric)
+    if not m:
+        return "–"
+    sd = m.get("std")
+    return _fmt(m.get("mean")) + (f" ± {_fmt(sd)}" if sd is not None and sd == sd and m.get("n", 1) > 1 else "")
+
+
+def render_model_card(meta: dict, table: Any) -> str:
+    prov = meta["provenance"]
+    join = prov.get("join", {}) or {}
+    acled = join.get("acled") or {}
+    census = join.get("census") or {}
+    jcfg = join.get("config") or {}
+    folds = join.get("folds") or {}
+    summary = meta.get("metrics", {})
+    tr = meta["training"]
+    cfg = meta["config"]
+    sources = prov["tileset"].get("sources", [])
+    lines = [
+        "# Model card: riotvit riot-risk model",
+        "",
+        "## Intended use",
+        "Area-level riot risk per 672 m ground cell, for conflict early warning, prevention and humanitarian planning "
+        "(where to look, where to prepare, where to send support). The model describes **places, never individuals**.",
+        "",
+        "**Not for:** decisions about individuals or groups of people (policing, surveillance, profiling, targeting, "
+        "restricting movement or assembly), legal or punitive decisions, or any use without human review. A high "
+        "score is a prompt for attention, not evidence that anything will happen.",
+        "",
+        "## Model",
+        f"- Backbone `{cfg['model']['backbone']}` (img {cfg['model']['img_size']} px, "
+        f"{meta['model'].get('params_total', '?'):,} parameters), fusion `{cfg['model']['fusion']}`, heads: "
+        f"{', '.join(meta['targets']['heads'])}.",
+        f"- Bands: {', '.join(meta['bands'])}; metadata features: {len(meta['features']['names'])} "
+        f"({sum(n.startswith('census_') for n in meta['features']['names'])} census, "
+        f"{sum(n.startswith('hist_') for n in meta['features']['names'])} event history).",
+        f"- Trained {tr['epochs_run']} epochs (best {tr['best_epoch']}) on {tr['device']}"
+        + (" with bf16" if tr.get("bf16") else "") + f", {tr['images_per_s']:.0f} images/s.",
+        "",
+        "## Data",
+        "| source | file | date / range | licence |",
+        "|---|---|---|---|",
+    ]
+    for s in sources:
+        lines.append(f"| imagery `{s['id']}` | {Path(s['path']).name} | {s['date']} | see the data catalog entry |")
+    if acled:
+        lines.append(f"| ACLED events ({acled.get('variant', '')}) | {Path(acled.get('path', '')).name} | "
+                     f"{' to '.join(acled.get('date_range', []))} | ACLED terms of use (attribution; no redistribution) |")
+    if census:
+        lines.append(f"| census ({census.get('method', '')} interpolation) | {Path(census.get('path', '')).name} | – | "
+                     "see the data catalog entry |")
+    lines += [
+        "",
+        f"Labels: riot = any event of type {', '.join(meta['targets']['riot_event_types'])} in the "
+        f"{meta['targets']['horizon_days']} days starting {meta['targets']['lead_days']} days after each image date "
+        f"(windows {', '.join('..'.join(w) for w in meta['targets'].get('label_windows') or [])}), inside the cell grown "
+        "by the event's positional uncertainty. History features use only events certainly before the image date.",
+        "",
+        "## Evaluation",
+        f"Spatial block cross-validation: {folds.get('n', '?')} folds of {folds.get('block_m', '?'):g} m blocks with a "
+        f"{folds.get('buffer_m', 0):g} m buffer ring excluded from training around held-out blocks. "
+        f"Held-out split: {meta['split']['name']} ({meta['split']['n_test']} cells; validation fold "
+        f"{meta['split']['val_fold']} with {meta['split']['n_val']} cells). Probabilities calibrated on validation "
+        f"data ({meta['calibration'].get('method', 'none')}); decision threshold {meta['threshold']:.3f} chosen on "
+        "validation data.",
+        "",
+        "| model | AUPR | AUROC | Brier | ECE |",
+        "|---|---|---|---|---|",
+    ]
+    for model in ("riotvit", "history_census", "prevalence"):
+        if model in summary:
+            lines.append(f"| {model} | {_metric(summary, model, 'aupr')} | {_metric(summary, model, 'auroc')} | "
+                         f"{_metric(summary, model, 'brier')} | {_metric(summary, model, 'ece')} |")
+    lines += [
+        "",
+        "Full per-fold table: `metrics.md`; reliability diagram: `reliability.png`; training curves: `history.png`.",
+        "",
+        "## Known limitations",
+        "- **ACLED reporting bias**: events are recorded from media and partner reports; places with less coverage "
+        "(rural areas, places with restricted press) look calmer than they are, and the model learns that bias.",
+        f"- **Geo-precision**: events of geo_precision 2 mark every cell within "
+        f"{(jcfg.get('acled') or {}).get('geo_precision_radius_m', {}).get('2', 2000)} m as positive; precision-3 events "
+        "are excluded. Labels near such events are uncertain.",
+        "- **Imagery date mismatch**: the image shows one date; labels cover the following window. Change between the "
+        "two (new settlements, cleared markets) is not seen.",
+        "- **Transfer**: a model trained on one city or sensor may not transfer to another; re-evaluate on local "
+        "held-out blocks before use. Scores are relative risk, calibrated only for the training area's base rate.",
+        "- **Small data**: few riot cells make the metrics noisy; read them with the fold-to-fold spread.",
+        "",
+        f"riotvit {meta['riotvit_version']}; bundle format v{meta['format_version']}.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_model_card(run_dir: Path, meta: dict, table: Any) -> Path:
+    path = Path(run_dir) / "model_card.md"
+    with atomic_file(path) as tmp:
+        tmp.write_text(render_model_card(meta, table))
+    return path

@@ -1,0 +1,344 @@
+"""QGIS styles (``.qml``) for riotvit's layers, and the risk classes they share.
+
+A ``.qml`` with the layer's basename (``risk.tif`` -> ``risk.qml``) is applied by QGIS
+automatically when the layer is opened. The same XML is embedded in ``riotvit.qgs`` by
+``riotvit.publish.qgis_project``. The text is hand-written (QGIS 3.22 format), deterministic, and
+needs no QGIS install.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from riotvit.io import atomic_file
+
+QGIS_VERSION = "3.22.16-Białowieża"
+_DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
+
+
+@dataclass(frozen=True)
+class RiskClass:
+    """One risk class: probabilities in ``(lower, upper]`` (the first class includes 0)."""
+
+    lower: float
+    upper: float
+    name: str
+    color: str
+
+    @property
+    def label(self) -> str:
+        """The legend label, e.g. ``0.00–0.10 very low``."""
+        return f"{self.lower:.2f}–{self.upper:.2f} {self.name}"
+
+
+#: The one place the risk classes live (YlOrRd colours).
+RISK_CLASSES: tuple[RiskClass, ...] = (
+    RiskClass(0.0, 0.10, "very low", "#ffffb2"),
+    RiskClass(0.10, 0.25, "low", "#fecc5c"),
+    RiskClass(0.25, 0.50, "medium", "#fd8d3c"),
+    RiskClass(0.50, 0.75, "high", "#f03b20"),
+    RiskClass(0.75, 1.00, "very high", "#bd0026"),
+)
+RISK_BOUNDS: tuple[float, ...] = (RISK_CLASSES[0].lower, *(c.upper for c in RISK_CLASSES))
+
+#: Colour ramps (stops from low to high), named for what they show.
+RAMPS: dict[str, tuple[str, ...]] = {
+    "risk": ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026"),
+    "diverging": ("#2166ac", "#67a9cf", "#f7f7f7", "#ef8a62", "#b2182b"),
+    "uncertainty": ("#f2f0f7", "#cbc9e2", "#9e9ac8", "#756bb1", "#54278f"),
+    "count": ("#f7fbff", "#c6dbef", "#6baed6", "#2171b5", "#08306b"),
+}
+_DIVERGING = {"diverging"}
+
+
+def risk_class(prob: np.ndarray) -> np.ndarray:
+    """Name of the risk class of each probability (``""`` for NaN), consistent with the styles.
+
+    A value on a boundary belongs to the lower class (``0.10`` is "very low"), exactly as QGIS
+    classifies it with the discrete raster ramp and the graduated vector renderer.
+    """
+    p = np.asarray(prob, dtype="float64")
+    idx = np.digitize(p, RISK_BOUNDS[1:-1], right=True)
+    names = np.array([c.name for c in RISK_CLASSES] + [""], dtype=object)
+    out = names[np.where(np.isnan(p), len(RISK_CLASSES), idx)]
+    return out.astype(str)
+
+
+def _rgb(color: str) -> tuple[int, int, int]:
+    c = color.lstrip("#")
+    if len(c) != 6:
+        raise ValueError(f"colour {color!r} is not #rrggbb")
+    return int(c[0:2], 16), int(c[2:4], 16), int(c[4:6], 16)
+
+
+def _rgba_text(color: str, alpha: float = 1.0) -> str:
+    r, g, b = _rgb(color)
+    return f"{r},{g},{b},{round(255 * alpha)}"
+
+
+def _num(value: float) -> str:
+    if math.isinf(value):
+        return "inf" if value > 0 else "-inf"
+    return f"{float(value):.12g}"
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -> ET.Element:
+    el = ET.SubElement(parent, tag, attrib)
+    if text is not None:
+        el.text = text
+    return el
+
+
+def _option_map(parent: ET.Element, items: dict[str, str]) -> None:
+    opt = _sub(parent, "Option", type="Map")
+    for k, v in items.items():
+        _sub(opt, "Option", type="QString", name=k, value=v)
+
+
+def _to_text(root: ET.Element) -> str:
+    ET.indent(root, space="  ")
+    return _DOCTYPE + "\n" + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _root(**attrib: str) -> ET.Element:
+    return ET.Element("qgis", {"version": QGIS_VERSION, "styleCategories": "AllStyleCategories", **attrib})
+
+
+def _pipe(root: ET.Element, renderer_attrib: dict[str, str]) -> ET.Element:
+    pipe = _sub(root, "pipe")
+    provider = _sub(pipe, "provider")
+    _sub(provider, "resampling", enabled="false", zoomedInResamplingMethod="nearestNeighbour",
+         zoomedOutResamplingMethod="nearestNeighbour", maxOversampling="2")
+    renderer = _sub(pipe, "rasterrenderer", **renderer_attrib)
+    return renderer
+
+
+def _pipe_tail(root: ET.Element) -> None:
+    pipe = root.find("pipe")
+    assert pipe is not None
+    _sub(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+    _sub(pipe, "huesaturation", saturation="0", grayscaleMode="0", invertColors="0", colorizeOn="0",
+         colorizeRed="255", colorizeGreen="128", colorizeBlue="128", colorizeStrength="100")
+    _sub(pipe, "rasterresampler", maxOversampling="2")
+    _sub(pipe, "resamplingStage", "resamplingFilter")
+    _sub(root, "blendMode", "0")
+
+
+def _min_max_origin(parent: ET.Element) -> None:
+    mmo = _sub(parent, "minMaxOrigin")
+    for tag, text in (("limits", "None"), ("extent", "WholeRaster"), ("statAccuracy", "Estimated"),
+                      ("cumulativeCutLower", "0.02"), ("cumulativeCutUpper", "0.98"),
+                      ("stdDevFactor", "2")):
+        _sub(mmo, tag, text)
+
+
+def ramp_classes(ramp: str, vmin: float, vmax: float, precision: int = 2) -> list[tuple[float, str, str]]:
+    """Evenly spaced ``(value, colour, label)`` stops of a named ramp between vmin and vmax."""
+    if ramp not in RAMPS:
+        raise ValueError(f"unknown ramp {ramp!r}; use one of {sorted(RAMPS)}")
+    stops = RAMPS[ramp]
+    values = np.linspace(vmin, vmax, len(stops))
+    return [(float(v), c, f"{v:.{precision}f}") for v, c in zip(values, stops, strict=True)]
+
+
+def raster_pseudocolor_qml(
+    band: int,
+    vmin: float,
+    vmax: float,
+    ramp: str = "risk",
+    classes: Sequence[tuple[float, str, str]] | None = None,
+    nodata_transparent: bool = True,
+    opacity: float = 1.0,
+    precision: int = 2,
+) -> str:
+    """A single-band pseudocolor style.
+
+    Without ``classes`` the named ``ramp`` is interpolated between ``vmin`` and ``vmax``
+    (a diverging ramp gets symmetric limits around 0: ``±max(|vmin|, |vmax|)``). With
+    ``classes`` the ramp is discrete: each ``(value, colour, label)`` colours pixels up to
+    ``value``; the last class is open-ended so values above it keep the top colour.
+
+    Args:
+        band: the 1-based band to show.
+        vmin: lower limit of the ramp.
+        vmax: upper limit of the ramp.
+        ramp: a key of ``RAMPS`` (``risk``, ``diverging``, ``uncertainty``, ``count``).
+        classes: discrete classes as ``(upper value, "#rrggbb", label)``, in increasing order.
+        nodata_transparent: draw nodata pixels transparent (else light grey).
+        opacity: layer opacity in [0, 1].
+        precision: decimals of the interpolated ramp's legend labels.
+    """
+    if ramp in _DIVERGING:
+        half = max(abs(float(vmin)), abs(float(vmax))) or 1e-9
+        vmin, vmax = -half, half
+    if not vmax > vmin:
+        raise ValueError(f"ramp limits must satisfy vmin < vmax, got {vmin}, {vmax}")
+    discrete = classes is not None
+    items = list(classes) if discrete else ramp_classes(ramp, vmin, vmax, precision)
+    if not items:
+        raise ValueError("classes must not be empty")
+    root = _root(hasScaleBasedVisibilityFlag="0", minScale="1e+08", maxScale="0")
+    renderer = _pipe(root, {
+        "type": "singlebandpseudocolor", "band": str(band), "opacity": _num(opacity),
+        "alphaBand": "-1", "nodataColor": "" if nodata_transparent else "200,200,200,255",
+        "classificationMin": _num(vmin), "classificationMax": _num(vmax),
+    })
+    _sub(renderer, "rasterTransparency")
+    _min_max_origin(renderer)
+    shader = _sub(_sub(renderer, "rastershader"), "colorrampshader",
+                  colorRampType="DISCRETE" if discrete else "INTERPOLATED", classificationMode="1",
+                  clip="0", minimumValue=_num(vmin), maximumValue=_num(vmax), labelPrecision=str(precision))
+    for i, (value, color, label) in enumerate(items):
+        v = math.inf if discrete and i == len(items) - 1 else float(value)
+        _sub(shader, "item", value=_num(v), color=color.lower(), alpha="255", label=label)
+    _sub(shader, "rampLegendSettings", useContinuousLegend="0" if discrete else "1",
+         minimumLabel="", maximumLabel="", prefix="", suffix="", orientation="2", direction="0")
+    _pipe_tail(root)
+    return _to_text(root)
+
+
+def risk_raster_qml(band: int = 1, opacity: float = 1.0) -> str:
+    """The risk-probability style: discrete ``RISK_CLASSES`` on ``band``."""
+    classes = [(c.upper, c.color, c.label) for c in RISK_CLASSES]
+    return raster_pseudocolor_qml(band, RISK_BOUNDS[0], RISK_BOUNDS[-1], "risk", classes, opacity=opacity)
+
+
+def driver_raster_qml(band: int, limit: float, opacity: float = 1.0) -> str:
+    """A driver (attribution) style: blue–white–red, centred on 0, limits ``±limit``."""
+    return raster_pseudocolor_qml(band, -abs(limit), abs(limit), "diverging", opacity=opacity, precision=3)
+
+
+def raster_rgb_qml(
+    red_band: int,
+    green_band: int,
+    blue_band: int,
+    stats: Sequence[tuple[float, float]],
+    opacity: float = 1.0,
+    nodata_transparent: bool = True,
+) -> str:
+    """A multiband colour style stretched to per-band ``(min, max)`` (e.g. p2/p98) for imagery."""
+    if len(stats) != 3:
+        raise ValueError(f"need (min, max) for red, green and blue, got {len(stats)} pairs")
+    root = _root(hasScaleBasedVisibilityFlag="0", minScale="1e+08", maxScale="0")
+    renderer = _pipe(root, {
+        "type": "multibandcolor", "redBand": str(red_band), "greenBand": str(green_band),
+        "blueBand": str(blue_band), "opacity": _num(opacity), "alphaBand": "-1",
+        "nodataColor": "" if nodata_transparent else "200,200,200,255",
+    })
+    _sub(renderer, "rasterTransparency")
+    _min_max_origin(renderer)
+    for name, (lo, hi) in zip(("red", "green", "blue"), stats, strict=True):
+        if not hi > lo:
+            raise ValueError(f"{name} stretch needs min < max, got {lo}, {hi}")
+        ce = _sub(renderer, f"{name}ContrastEnhancement")
+        _sub(ce, "minValue", _num(lo))
+        _sub(ce, "maxValue", _num(hi))
+        _sub(ce, "algorithm", "StretchToMinimumMaximum")
+    _pipe_tail(root)
+    return _to_text(root)
+
+
+_GEOMETRY = {  # name -> (symbol type, symbol layer class, QgsWkbTypes geometry type)
+    "point": ("marker", "SimpleMarker", "0"),
+    "line": ("line", "SimpleLine", "1"),
+    "polygon": ("fill", "SimpleFill", "2"),
+}
+_UNIT_SCALE = "3x:0,0,0,0,0,0"
+
+
+def _symbol_props(geometry: str, color: str, outline: str, opacity: float, width: float) -> dict[str, str]:
+    if geometry == "polygon":
+        return {"color": _rgba_text(color, opacity), "style": "solid", "outline_color": _rgba_text(outline),
+                "outline_style": "solid", "outline_width": _num(width), "outline_width_unit": "MM",
+                "joinstyle": "bevel", "offset": "0,0", "offset_unit": "MM",
+                "border_width_map_unit_scale": _UNIT_SCALE, "offset_map_unit_scale": _UNIT_SCALE}
+    if geometry == "line":
+        return {"line_color": _rgba_text(color, opacity), "line_style": "solid",
+                "line_width": _num(max(width, 0.6)), "line_width_unit": "MM", "capstyle": "square",
+                "joinstyle": "bevel", "offset": "0", "offset_unit": "MM"}
+    return {"name": "circle", "color": _rgba_text(color, opacity), "outline_color": _rgba_text(outline),
+            "outline_style": "solid", "outline_width": _num(width), "outline_width_unit": "MM",
+            "size": "2.6", "size_unit": "MM", "angle": "0", "offset": "0,0", "offset_unit": "MM",
+            "scale_method": "diameter", "joinstyle": "bevel"}
+
+
+def _symbol(parent: ET.Element, name: str, geometry: str, props: dict[str, str]) -> None:
+    sym_type, layer_class, _ = _GEOMETRY[geometry]
+    sym = _sub(parent, "symbol", type=sym_type, name=name, alpha="1", clip_to_extent="1", force_rhr="0")
+    layer = _sub(sym, "layer", **{"class": layer_class, "enabled": "1", "locked": "0", "pass": "0"})
+    _option_map(layer, props)
+    for k, v in props.items():  # the <prop> form, read by QGIS versions before 3.2x
+        _sub(layer, "prop", k=k, v=v)
+
+
+def vector_graduated_qml(
+    field: str,
+    classes: Sequence[tuple[float, float, str, str]],
+    geometry: str = "polygon",
+    outline: str = "#4d4d4d",
+    opacity: float = 0.7,
+    outline_width: float = 0.2,
+) -> str:
+    """A graduated style on a numeric ``field`` with a labelled legend.
+
+    Args:
+        field: the attribute classified (e.g. ``riot_probability``).
+        classes: ``(lower, upper, "#rrggbb", label)`` in increasing order; QGIS puts a value on
+            a boundary into the lower class.
+        geometry: ``polygon``, ``line`` or ``point``.
+        outline: outline colour of polygons and points.
+        opacity: fill opacity in [0, 1] (the outline stays opaque).
+        outline_width: outline width in millimetres.
+    """
+    if geometry not in _GEOMETRY:
+        raise ValueError(f"unknown geometry {geometry!r}; use one of {sorted(_GEOMETRY)}")
+    if not classes:
+        raise ValueError("classes must not be empty")
+    root = _root(hasScaleBasedVisibilityFlag="0", minScale="100000000", maxScale="0",
+                 labelsEnabled="0", readOnly="0", simplifyLocal="1", simplifyDrawingHints="1",
+                 simplifyDrawingTol="1", simplifyAlgorithm="0", simplifyMaxScale="1",
+                 symbologyReferenceScale="-1")
+    renderer = _sub(root, "renderer-v2", type="graduatedSymbol", attr=field, graduatedMethod="GraduatedColor",
+                    symbollevels="0", forceraster="0", enableorderby="0", referencescale="-1")
+    ranges = _sub(renderer, "ranges")
+    symbols = _sub(renderer, "symbols")
+    for i, (lower, upper, color, label) in enumerate(classes):
+        _sub(ranges, "range", lower=f"{float(lower):.15f}", upper=f"{float(upper):.15f}",
+             symbol=str(i), label=label, render="true")
+        _symbol(symbols, str(i), geometry, _symbol_props(geometry, color, outline, opacity, outline_width))
+    method = _sub(renderer, "classificationMethod", id="Custom")
+    _sub(method, "symmetricMode", enabled="0", symmetrypoint="0", astride="0")
+    _sub(method, "labelFormat", format="%1 - %2", labelprecision="2", trimtrailingzeroes="1")
+    _sub(renderer, "rotation")
+    _sub(renderer, "sizescale")
+    _sub(root, "blendMode", "0")
+    _sub(root, "featureBlendMode", "0")
+    _sub(root, "layerOpacity", "1")
+    _sub(root, "legend", type="default-vector", showLabelLegend="0")
+    _sub(root, "layerGeometryType", _GEOMETRY[geometry][2])
+    return _to_text(root)
+
+
+def risk_vector_qml(field: str = "riot_probability", opacity: float = 0.6) -> str:
+    """The cells style: ``RISK_CLASSES`` on ``field``, semi-transparent polygons."""
+    classes = [(c.lower, c.upper, c.color, c.label) for c in RISK_CLASSES]
+    return vector_graduated_qml(field, classes, "polygon", opacity=opacity)
+
+
+def style_path(layer_path: str | Path) -> Path:
+    """Where QGIS looks for a layer's default style: ``<stem>.qml`` beside it."""
+    return Path(layer_path).with_suffix(".qml")
+
+
+def write_style(layer_path: str | Path, qml_text: str) -> Path:
+    """Write ``qml_text`` as ``<stem>.qml`` beside ``layer_path`` (atomically)."""
+    out = style_path(layer_path)
+    with atomic_file(out) as tmp:
+        tmp.write_text(qml_text, encoding="utf-8")
+    return out

@@ -1,0 +1,29 @@
+"""``riotvit train`` and ``riotvit evaluate``: a timm ViT with metadata fusion, evaluated honestly.
+
+Modules:
+
+- ``config``: ``TrainConfig`` (optimiser, schedule, sampler, evaluation protocol).
+- ``models``: timm backbone, band adaptation, metadata fusion, multi-task heads and losses.
+- ``data`` and ``augment``: batches from the chip store, normalisation, dihedral views.
+- ``loop``: the epoch loop with checkpoints and early stopping.
+- ``trainer``: the stage (``train``): folds, baselines, calibration, the bundle.
+- ``evaluate``: ``evaluate_bundle`` re-scores a bundle on its (or another) tile set.
+- ``metrics``, ``baselines``, ``calibration``: scores, the prevalence and history+census
+  baselines, temperature/isotonic calibration stored as JSON.
+- ``plots`` and ``report``: reliability diagrams, curves, ``metrics.json``/``metrics.md``.
+- ``bundle``: the model bundle (safetensors + JSON; never pickle).
+
+See ``docs/design.md``.
+"""
+
+from riotvit.lazy import lazy_exports
+
+_EXPORTS = {
+    "train": "riotvit.train.trainer",
+    "TrainResult": "riotvit.train.trainer",
+    "TrainConfig": "riotvit.train.config",
+    "evaluate_bundle": "riotvit.train.evaluate",
+    "Bundle": "riotvit.train.bundle",
+}
+__all__ = list(_EXPORTS)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

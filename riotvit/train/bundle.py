@@ -1,0 +1,113 @@
+"""The model bundle: ``model.safetensors`` + ``bundle.json`` (+ background, history, metrics, card).
+
+Loading a bundle never unpickles: weights are safetensors, everything else is JSON. A bundle
+records what is needed to use the model on new data (bands, normalisation, metadata scaler,
+grid, targets, calibration, threshold) and where it came from (tile set, samples, config).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from riotvit import __version__
+from riotvit.errors import BundleError
+from riotvit.io import atomic_file
+
+BUNDLE_FORMAT = "riotvit-bundle"
+BUNDLE_FORMAT_VERSION = 1
+WEIGHTS = "model.safetensors"
+META = "bundle.json"
+BACKGROUND = "background.safetensors"
+
+
+def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
+    """Write tensors with safetensors, atomically."""
+    from safetensors.torch import save_file
+
+    with atomic_file(path) as tmp:
+        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+
+
+def load_tensors(path: Path) -> dict[str, Any]:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as e:  # a truncated or foreign file
+        raise BundleError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); retrain or restore it") from None
+
+
+def write_json(path: Path, obj: Any) -> None:
+    with atomic_file(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
+
+
+def _jsonable(o: Any) -> Any:
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return None if not np.isfinite(o) else float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    return str(o)
+
+
+@dataclass
+class Bundle:
+    """An opened model bundle."""
+
+    path: Path
+    meta: dict
+
+    @classmethod
+    def open(cls, path: str | Path) -> Bundle:
+        p = Path(path)
+        if not (p / META).is_file():
+            partial = p.with_name(p.name + ".partial")
+            hint = f" ({partial} holds an unfinished run; rerun riotvit train to resume)" if partial.exists() else ""
+            raise BundleError(f"{p}: no {META}, so this is not a finished model bundle{hint}; train one with riotvit train")
+        try:
+            meta = json.loads((p / META).read_text())
+        except json.JSONDecodeError as e:
+            raise BundleError(f"{p / META}: not valid JSON ({e}); retrain the model") from None
+        if meta.get("format") != BUNDLE_FORMAT:
+            raise BundleError(f"{p / META}: not a riotvit model bundle; train one with riotvit train")
+        v = int(meta.get("format_version", 0))
+        if v != BUNDLE_FORMAT_VERSION:
+            raise BundleError(
+                f"{p / META}: bundle format v{v} (riotvit {meta.get('riotvit_version')}) is incompatible with this "
+                f"riotvit {__version__} (reads v{BUNDLE_FORMAT_VERSION}); retrain with this version"
+            )
+        if not (p / WEIGHTS).is_file():
+            raise BundleError(f"{p}: {WEIGHTS} is missing from the bundle; retrain or restore it")
+        return cls(p, meta)
+
+    def load_model(self, device: str = "cpu"):
+        """The model with its trained weights, in eval mode."""
+        from riotvit.train.models import ModelConfig, create_model
+
+        cfg = ModelConfig.model_validate(self.meta["config"]["model"])
+        model = create_model(cfg, self.meta["bands"], n_meta=len(self.meta["features"]["names"]),
+                             n_types=len(self.meta["targets"]["type_counts"]), pretrained=False)
+        state = load_tensors(self.path / WEIGHTS)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        if missing or unexpected:
+            raise BundleError(f"{self.path / WEIGHTS}: weights do not fit the model in bundle.json "
+                              f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); retrain")
+        return model.to(device).eval()
+
+    def background(self) -> dict[str, Any]:
+        f = self.path / BACKGROUND
+        if not f.is_file():
+            raise BundleError(
+                f"{self.path}: the bundle has no background samples ({BACKGROUND}) needed for explanations; "
+                "retrain with eval.background_samples > 0 (riotvit train ... --config with eval: {background_samples: 64})"
+            )
+        return load_tensors(f)

@@ -1,0 +1,197 @@
+"""Batches from a tile set's chip store, normalised and augmented on the device.
+
+Chips are read from the memory-mapped store in sorted order (the fastest memmap pattern),
+moved to the device as their integer dtype (a quarter of float32's bytes for uint8, half for
+uint16), and only there converted, augmented, normalised and resized. When the crops used fit
+in device memory the store is cached there once (``cache="device"``), so later epochs read
+nothing from disk; otherwise a background thread prefetches the next batch into pinned memory
+while the model works on the current one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from riotvit.join.features import BandNorm
+from riotvit.tile.tileset import TileSet
+from riotvit.train.augment import augment
+
+
+def _to_torch_int(a: np.ndarray) -> torch.Tensor:
+    """A torch view of an integer chip array (uint16 travels as int16, widened on the device)."""
+    if a.dtype == np.uint16:
+        return torch.from_numpy(a.view(np.int16))
+    return torch.from_numpy(a)
+
+
+def _to_float(t: torch.Tensor, np_dtype: np.dtype) -> torch.Tensor:
+    if np_dtype == np.uint16:
+        return (t.to(torch.int32) & 0xFFFF).to(torch.float32)
+    return t.to(torch.float32)
+
+
+def normalise(x: torch.Tensor, valid: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, input_px: int) -> torch.Tensor:
+    """Band-normalise reflectance, set invalid pixels to 0 (the band mean), resize to the model input."""
+    x = (x - mean) / std
+    x = torch.where(valid.unsqueeze(1), x, torch.zeros((), device=x.device))
+    if x.shape[-1] != input_px:
+        x = F.interpolate(x, size=(input_px, input_px), mode="area" if input_px < x.shape[-1] else "bilinear")
+    return x
+
+
+def chips_to_tensor(chips: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Raw chips (any integer or float dtype) as float32 on the device."""
+    return _to_float(_to_torch_int(np.ascontiguousarray(chips)).to(device), chips.dtype)
+
+
+@dataclass
+class Batch:
+    image: torch.Tensor  # (B, C, H, W) normalised float32
+    meta: torch.Tensor  # (B, F) float32 with NaN for missing
+    targets: dict[str, torch.Tensor]
+    rows: np.ndarray  # sample rows in this batch
+
+
+class ChipBatcher:
+    """Turns sample rows into device batches.
+
+    Args:
+        tileset: the opened tile set.
+        chip_index: chip store index of every sample row.
+        meta: (N, F) scaled metadata (NaN = missing), or None.
+        targets: per-head arrays over the sample rows.
+        norm: band normalisation.
+        device: torch device.
+        input_px: model input size; chips are resized on the device when it differs.
+        cache: "device" (load the used chips onto the device once), "none" (stream from disk),
+            or "auto" (device when they fit in ``cache_limit_bytes``).
+    """
+
+    def __init__(
+        self, tileset: TileSet, chip_index: np.ndarray, meta: np.ndarray | None, targets: dict[str, np.ndarray],
+        norm: BandNorm, device: torch.device, input_px: int | None = None, cache: str = "auto",
+        cache_limit_bytes: int = 4 << 30,
+    ):
+        self.ts = tileset
+        self.chip_index = np.asarray(chip_index, dtype=np.int64)
+        self.meta = torch.from_numpy(meta) if meta is not None else None
+        self.targets = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in targets.items()}
+        self.device = device
+        self.np_dtype = np.dtype(tileset.info["dtype"])
+        c, h, w = tileset.info["chip_shape"]
+        self.px = h
+        self.input_px = input_px or h
+        self.mean = torch.tensor(norm.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(norm.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
+        mi = tileset.tiles["mask_index"].to_numpy()
+        self.mask_index = mi
+        uniq = np.unique(self.chip_index)
+        nbytes = uniq.size * c * h * w * self.np_dtype.itemsize
+        if cache == "auto":
+            cache = "device" if nbytes <= cache_limit_bytes else "none"
+        self.cache = cache
+        self._slot = None
+        if cache == "device":
+            self._load_cache(uniq)
+        self._pool = ThreadPoolExecutor(1) if cache != "device" else None
+        self._lock = threading.Lock()
+
+    def _load_cache(self, uniq: np.ndarray) -> None:
+        chips, masks = self.ts.read(uniq)
+        self._slot = np.full(int(self.chip_index.max()) + 1, -1, dtype=np.int64)
+        self._slot[uniq] = np.arange(uniq.size)
+        self._chips = _to_torch_int(chips).to(self.device)
+        self._masks = torch.from_numpy(masks).to(self.device)
+        self._slot_t = torch.from_numpy(self._slot).to(self.device)
+
+    def _read_host(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = self.chip_index[rows]
+        order = np.argsort(idx, kind="stable")
+        with self._lock:
+            chips, masks = self.ts.read(idx[order])
+        inv = np.empty_like(order)
+        inv[order] = np.arange(order.size)
+        c = _to_torch_int(np.ascontiguousarray(chips[inv]))
+        m = torch.from_numpy(np.ascontiguousarray(masks[inv]))
+        if self.device.type == "cuda":
+            c, m = c.pin_memory(), m.pin_memory()
+        return c, m
+
+    def _assemble(self, rows: np.ndarray, host: tuple[torch.Tensor, torch.Tensor] | None, train: bool,
+                  gen: torch.Generator | None, brightness: float) -> Batch:
+        if self.cache == "device":
+            slots = self._slot_t[torch.from_numpy(self.chip_index[rows]).to(self.device)]
+            raw, valid = self._chips.index_select(0, slots), self._masks.index_select(0, slots)
+        else:
+            raw, valid = (t.to(self.device, non_blocking=True) for t in host)
+        x = _to_float(raw, self.np_dtype)
+        if train:
+            x, valid = augment(x, valid, gen, brightness)
+        x = normalise(x, valid, self.mean, self.std, self.input_px)
+        r = torch.from_numpy(rows)
+        meta = self.meta[r].to(self.device, non_blocking=True) if self.meta is not None else None
+        targets = {k: v[r].to(self.device, non_blocking=True) for k, v in self.targets.items()}
+        return Batch(x, meta, targets, rows)
+
+    def iterate(self, batches: list[np.ndarray], train: bool = False, gen: torch.Generator | None = None,
+                brightness: float = 0.1) -> Iterator[Batch]:
+        """Yield batches for lists of sample rows, prefetching the next one from disk."""
+        if self.cache == "device":
+            for rows in batches:
+                yield self._assemble(rows, None, train, gen, brightness)
+            return
+        fut: Future | None = self._pool.submit(self._read_host, batches[0]) if batches else None
+        for i, rows in enumerate(batches):
+            host = fut.result()
+            fut = self._pool.submit(self._read_host, batches[i + 1]) if i + 1 < len(batches) else None
+            yield self._assemble(rows, host, train, gen, brightness)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+def epoch_batches(
+    rows: np.ndarray, labels: np.ndarray | None, batch_size: int, rng: np.random.Generator,
+    balance_ratio: float | None = None,
+) -> list[np.ndarray]:
+    """Shuffled batches over ``rows`` for one epoch.
+
+    With ``balance_ratio`` (the share of riot crops per batch) positives and negatives are drawn
+    from their own shuffled pools, each cycled as needed, so every batch holds
+    ``round(ratio * batch_size)`` riot crops; the epoch still has ``ceil(len(rows) / batch_size)``
+    batches.
+    """
+    rows = np.asarray(rows)
+    n_batches = max(1, int(np.ceil(rows.size / batch_size)))
+    if balance_ratio is None or labels is None:
+        perm = rng.permutation(rows)
+        return [perm[i * batch_size : (i + 1) * batch_size] for i in range(n_batches) if i * batch_size < perm.size]
+    pos, neg = rows[labels[rows] > 0], rows[labels[rows] <= 0]
+    k = int(round(balance_ratio * batch_size))
+    if pos.size == 0 or neg.size == 0:
+        return epoch_batches(rows, None, batch_size, rng)
+
+    def stream(pool: np.ndarray, n: int) -> np.ndarray:
+        reps = int(np.ceil(n / pool.size))
+        return np.concatenate([rng.permutation(pool) for _ in range(reps)])[:n]
+
+    p = stream(pos, k * n_batches)
+    q = stream(neg, (batch_size - k) * n_batches)
+    out = []
+    for i in range(n_batches):
+        b = np.concatenate([p[i * k : (i + 1) * k], q[i * (batch_size - k) : (i + 1) * (batch_size - k)]])
+        out.append(rng.permutation(b))
+    return out
+
+
+def fixed_batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:
+    rows = np.asarray(rows)
+    return [rows[i : i + batch_size] for i in range(0, rows.size, batch_size)]

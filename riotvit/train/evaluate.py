@@ -1,0 +1,131 @@
+"""Scoring a trained model honestly: calibrate on validation, threshold on validation, score the
+held-out test blocks, next to the prevalence and history-plus-census baselines on the same rows."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from riotvit.train.baselines import Split, evaluate_baselines
+from riotvit.train.calibration import Calibrator, fit_calibrator
+from riotvit.train.metrics import choose_threshold, evaluate_heads
+
+
+def expected_outputs(raw: dict[str, np.ndarray], calibrator: Calibrator | None) -> dict[str, np.ndarray]:
+    """Turn raw head outputs into probabilities and expected counts."""
+    out: dict[str, np.ndarray] = {}
+    if "riot" in raw:
+        z = raw["riot"].astype(np.float64)
+        out["riot"] = calibrator.transform(z) if calibrator is not None else 1 / (1 + np.exp(-z))
+    for k in ("event_count", "fatalities"):
+        if k in raw:
+            out[k] = np.exp(np.clip(raw[k].astype(np.float64), -20, 20))
+    if "crowd_size" in raw:
+        p_gt = 1 / (1 + np.exp(-raw["crowd_size"].astype(np.float64)))
+        cum = np.concatenate([np.ones_like(p_gt[:, :1]), p_gt, np.zeros_like(p_gt[:, :1])], axis=1)
+        probs = np.clip(cum[:, :-1] - cum[:, 1:], 0, None)
+        out["crowd_size"] = probs / np.clip(probs.sum(1, keepdims=True), 1e-12, None)
+    if "type_counts" in raw:
+        out["type_counts"] = np.exp(np.clip(raw["type_counts"].astype(np.float64), -20, 20))
+    return out
+
+
+@dataclass
+class SplitScore:
+    """A model's scores on one split, and the calibration and threshold chosen on its validation rows."""
+
+    name: str
+    heads: dict
+    calibrator: Calibrator
+    threshold: float
+    test_pred: dict[str, np.ndarray]
+
+
+def score_split(
+    split: Split, raw_val: dict[str, np.ndarray], raw_test: dict[str, np.ndarray], samples: pd.DataFrame,
+    type_columns: list[str], calibration: str, threshold_method: str,
+) -> SplitScore:
+    y_val = samples["riot"].to_numpy()[split.val]
+    cal = fit_calibrator(calibration, raw_val["riot"], y_val)
+    p_val = cal.transform(raw_val["riot"])
+    thr = choose_threshold(y_val, p_val, threshold_method)
+    pred = expected_outputs(raw_test, cal)
+    test = samples[split.test]
+    targets: dict[str, np.ndarray] = {k: test[k].to_numpy() for k in ("riot", "event_count", "fatalities", "crowd_size")}
+    preds = {k: pred[k] for k in ("riot", "event_count", "fatalities", "crowd_size") if k in pred}
+    heads = evaluate_heads(targets, preds, threshold=thr, num_classes=pred["crowd_size"].shape[1] if "crowd_size" in pred else None)
+    if "type_counts" in pred and type_columns:
+        from riotvit.train.metrics import count_metrics
+
+        for j, c in enumerate(type_columns):
+            heads[c] = count_metrics(test[c].to_numpy(), pred["type_counts"][:, j])
+    return SplitScore(split.name, heads, cal, float(thr), pred)
+
+
+def baseline_scores(samples: pd.DataFrame, splits: list[Split], kind: str, calibration: str, threshold: str,
+                    features: list[str]) -> dict:
+    cols = [c for c in samples.columns if not c.startswith(("census_", "hist_")) or c in features]
+    return evaluate_baselines(samples[cols], splits=splits, kind=kind, calibration=calibration,
+                              threshold_method=threshold)
+
+
+def evaluate_bundle(run: str, tileset: str | None = None, samples: str | None = None, device: str = "cpu"):
+    """Re-score a trained bundle on its held-out split, next to the baselines.
+
+    Uses the bundle's own scaler, calibration and threshold (all chosen on validation data at
+    training time); tile set and samples default to the paths recorded in the bundle.
+
+    Returns:
+        (MetricsTable, Bundle)
+    """
+    from pathlib import Path
+
+    import torch
+
+    from riotvit.join.features import BandNorm, MetaScaler, target_arrays
+    from riotvit.join.stage import read_samples
+    from riotvit.tile.tileset import TileSet
+    from riotvit.train.baselines import column_split
+    from riotvit.train.bundle import Bundle
+    from riotvit.train.calibration import calibrator_from_dict
+    from riotvit.train.data import ChipBatcher
+    from riotvit.train.loop import predict_outputs
+    from riotvit.train.metrics import count_metrics
+    from riotvit.train.report import build_metrics_table
+    from riotvit.train.trainer import check_inputs
+
+    b = Bundle.open(run)
+    prov = b.meta["provenance"]
+    ts = TileSet.open(tileset or prov["tileset"]["path"])
+    sp_path = Path(samples or prov["samples"]["path"])
+    df, smeta = read_samples(sp_path)
+    check_inputs(ts, df, smeta, sp_path)
+    split = column_split(df)
+    scaler = MetaScaler.from_dict(b.meta["features"])
+    meta = scaler.transform(df) if scaler.names else None
+    type_cols = b.meta["targets"]["type_counts"]
+    dev = torch.device(device)
+    model = b.load_model(device)
+    batcher = ChipBatcher(ts, df["chip_index"].to_numpy(), meta, target_arrays(df, type_cols),
+                          BandNorm.from_dict(b.meta["normalisation"]), dev, b.meta["input_px"], "auto")
+    try:
+        raw = predict_outputs(model, batcher, np.flatnonzero(split.test), 256, False)
+    finally:
+        batcher.close()
+    cal = calibrator_from_dict(b.meta["calibration"])
+    pred = expected_outputs(raw, cal)
+    test = df[split.test]
+    targets = {k: test[k].to_numpy() for k in ("riot", "event_count", "fatalities", "crowd_size")}
+    heads = evaluate_heads(targets, {k: pred[k] for k in targets if k in pred}, threshold=b.meta["threshold"],
+                           num_classes=pred["crowd_size"].shape[1] if "crowd_size" in pred else None)
+    for j, c in enumerate(type_cols):
+        if "type_counts" in pred:
+            heads[c] = count_metrics(test[c].to_numpy(), pred["type_counts"][:, j])
+    cfg = b.meta["config"]["eval"]
+    base = baseline_scores(df, [split], cfg["baseline"], cfg["calibration"], cfg["threshold"], scaler.names)
+    results = {split.name: {"riotvit": heads, **{k: v for k, v in base[split.name].items() if k != "info"}}}
+    table = build_metrics_table(results, calibration=b.meta["calibration"], threshold_method=cfg["threshold"],
+                                meta={"features": scaler.names})
+    return table, b

@@ -1,0 +1,227 @@
+"""The training loop: epochs, schedule, mixed precision, early stopping, checkpoints, resume.
+
+A checkpoint (``checkpoint.safetensors`` + ``checkpoint.json``) is written after every epoch:
+weights, optimiser state, the best weights so far and the random states, so a rerun of the
+same command resumes where an interrupted one stopped and ends with the same model.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+from riotvit.progress import NullReporter, Reporter
+from riotvit.train.bundle import load_tensors, save_tensors
+from riotvit.train.config import TrainConfig
+from riotvit.train.data import ChipBatcher, epoch_batches, fixed_batches
+
+
+@dataclass
+class FitResult:
+    best_epoch: int
+    best_val_aupr: float
+    history: pd.DataFrame
+    stopped_early: bool
+    seconds: float
+    images_per_s: float
+    resumed_from: int = 0
+
+
+def autocast(device: torch.device, bf16: bool):
+    if bf16:
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
+    total = max(1, cfg.optim.epochs * steps_per_epoch)
+    warm = int(cfg.optim.warmup_epochs * steps_per_epoch)
+    floor = cfg.optim.min_lr_ratio
+
+    def f(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        t = (step - warm) / max(1, total - warm)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
+    return f
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    o = cfg.optim
+    if o.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay, nesterov=True)
+    return torch.optim.AdamW(params, lr=o.lr, weight_decay=o.weight_decay)
+
+
+@torch.no_grad()
+def predict_outputs(model, batcher: ChipBatcher, rows: np.ndarray, batch_size: int, bf16: bool) -> dict[str, np.ndarray]:
+    """Raw head outputs (logits, log-rates) for sample rows, in row order."""
+    model.eval()
+    outs: dict[str, list] = {}
+    for b in batcher.iterate(fixed_batches(rows, batch_size), train=False):
+        with autocast(batcher.device, bf16):
+            o = model(b.image, b.meta)
+        for k, v in o.items():
+            outs.setdefault(k, []).append(v.float().cpu().numpy())
+    return {k: np.concatenate(v) for k, v in outs.items()}
+
+
+def _flatten_optimizer(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    sd = opt.state_dict()
+    tensors, scalars = {}, {}
+    for pid, st in sd["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"opt.{pid}.{k}"] = v
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], info: dict) -> None:
+    state: dict = {}
+    for name, v in tensors.items():
+        if name.startswith("opt."):
+            _, pid, k = name.split(".", 2)
+            state.setdefault(int(pid), {})[k] = v
+    for key, v in info["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    opt.load_state_dict({"state": state, "param_groups": info["param_groups"]})
+
+
+def fit(
+    model: torch.nn.Module,
+    loss_fn: torch.nn.Module,
+    batcher: ChipBatcher,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
+    riot: np.ndarray,
+    cfg: TrainConfig,
+    work: Path,
+    signature: str,
+    bf16: bool = False,
+    compiled: torch.nn.Module | None = None,
+    reporter: Reporter | None = None,
+) -> FitResult:
+    """Train ``model`` in place; on return it holds the best weights (by validation AUPR)."""
+    rep = reporter or NullReporter()
+    device = batcher.device
+    run = compiled or model
+    params = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
+    opt = make_optimizer(params, cfg)
+    steps = max(1, int(np.ceil(train_rows.size / cfg.data.batch_size)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps))
+    rng = np.random.default_rng(cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    history: list[dict] = []
+    best, best_epoch, bad, start = -1.0, -1, 0, 0
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    ck, ckj = work / "checkpoint.safetensors", work / "checkpoint.json"
+    if ck.is_file() and ckj.is_file():
+        info = json.loads(ckj.read_text())
+        if info.get("signature") == signature:
+            t = load_tensors(ck)
+            model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+            loss_fn.load_state_dict({k[5:]: v for k, v in t.items() if k.startswith("loss.")})
+            best_state = {k[5:]: v for k, v in t.items() if k.startswith("best.")}
+            _restore_optimizer(opt, t, info["optimizer"])
+            sched.load_state_dict(info["scheduler"])
+            rng.bit_generator.state = info["numpy_rng"]
+            gen.set_state(t["rng.torch"])
+            torch.set_rng_state(t["rng.global"])
+            history, best, best_epoch, bad = info["history"], info["best"], info["best_epoch"], info["bad"]
+            start = info["epoch"] + 1
+            rep.log(f"resuming after epoch {info['epoch'] + 1} (best validation AUPR {best:.3f})")
+    y_val = riot[val_rows]
+    t_run = time.perf_counter()
+    seen = 0
+    stopped = False
+    for epoch in range(start, cfg.optim.epochs):
+        if bad >= cfg.optim.patience:
+            stopped = True
+            break
+        model.train()
+        loss_fn.train()
+        batches = epoch_batches(train_rows, riot, cfg.data.batch_size, rng, cfg.data.riot_balance_ratio)
+        rep.start(sum(b.size for b in batches), f"epoch {epoch + 1}/{cfg.optim.epochs}", unit="img")
+        t0 = time.perf_counter()
+        tot, n = 0.0, 0
+        for b in batcher.iterate(batches, train=cfg.data.augment, gen=gen, brightness=cfg.data.brightness):
+            with autocast(device, bf16):
+                out = run(b.image, b.meta)
+            losses = loss_fn({k: v.float() for k, v in out.items()}, b.targets)
+            opt.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            if cfg.optim.grad_clip:
+                torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
+            opt.step()
+            sched.step()
+            tot += float(losses["loss"].detach()) * b.rows.size
+            n += b.rows.size
+            rep.advance(b.rows.size)
+        rep.stop()
+        dt = time.perf_counter() - t0
+        seen += n
+        vo = predict_outputs(run, batcher, val_rows, cfg.data.eval_batch_size, bf16)
+        with torch.no_grad():
+            vloss = float(loss_fn({k: torch.from_numpy(v).to(device) for k, v in vo.items()},
+                                  {k: t[torch.from_numpy(val_rows)].to(device) for k, t in batcher.targets.items()})["loss"])
+        aupr, auroc = _rank_metrics(y_val, vo.get("riot"))
+        row = {"epoch": epoch + 1, "train_loss": tot / max(n, 1), "val_loss": vloss, "val_aupr": aupr,
+               "val_auroc": auroc, "lr": opt.param_groups[0]["lr"], "images_per_s": n / dt, "seconds": dt}
+        history.append(row)
+        improved = np.isfinite(aupr) and aupr > best + 1e-6
+        if improved or best_epoch < 0:
+            best, best_epoch, bad = (aupr if np.isfinite(aupr) else best), epoch + 1, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            bad += 1
+        _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, rng, gen, signature, epoch, history, best,
+                    best_epoch, bad)
+        rep.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}  val loss {vloss:.4f}  val AUPR {aupr:.3f}  "
+                f"AUROC {auroc:.3f}  {row['images_per_s']:.0f} img/s" + ("  *" if improved else ""))
+    model.load_state_dict(best_state)
+    wall = time.perf_counter() - t_run
+    return FitResult(best_epoch, best, pd.DataFrame(history), stopped, wall, seen / wall if wall > 0 else 0.0, start)
+
+
+def _rank_metrics(y: np.ndarray, logits: np.ndarray | None) -> tuple[float, float]:
+    if logits is None or len(np.unique(y)) < 2:
+        return float("nan"), float("nan")
+    return float(average_precision_score(y, logits)), float(roc_auc_score(y, logits))
+
+
+def _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, rng, gen, signature, epoch, history, best,
+                best_epoch, bad) -> None:
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    tensors |= {f"loss.{k}": v for k, v in loss_fn.state_dict().items()}
+    tensors |= {f"best.{k}": v for k, v in best_state.items()}
+    ot, oinfo = _flatten_optimizer(opt)
+    tensors |= ot
+    tensors["rng.torch"] = gen.get_state()
+    tensors["rng.global"] = torch.get_rng_state()
+    save_tensors(ck, tensors)
+    info = {"signature": signature, "epoch": epoch, "history": history, "best": best, "best_epoch": best_epoch,
+            "bad": bad, "optimizer": oinfo, "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state}
+    tmp = ckj.with_suffix(".tmp")
+    tmp.write_text(json.dumps(info, default=_num))
+    tmp.replace(ckj)
+
+
+def _num(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    raise TypeError(type(o))

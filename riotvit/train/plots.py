@@ -1,0 +1,170 @@
+"""PNG plots of training and evaluation: reliability diagram, training curves, PR curves.
+
+Figures are drawn on a bare ``matplotlib.figure.Figure`` with the Agg canvas, so no global
+pyplot state or backend is touched and nothing is ever shown. Each PNG is written atomically
+at exactly ``figsize * dpi`` pixels (no tight bounding box).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from riotvit.io import atomic_file
+
+DPI = 100
+"""Pixels per inch of every PNG."""
+
+_COLORS = ("#d62728", "#1f77b4", "#7f7f7f", "#2ca02c", "#9467bd", "#ff7f0e")
+
+
+def _figure(size: tuple[float, float]) -> Any:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=size, dpi=DPI)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig: Any, path: str | Path) -> Path:
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=DPI)
+    return path
+
+
+def reliability_diagram(
+    bins_per_model: Mapping[str, Mapping[str, Sequence]],
+    path: str | Path,
+    title: str = "Reliability",
+    size: tuple[float, float] = (6.0, 6.5),
+) -> Path:
+    """Observed riot frequency against mean predicted probability, one line per model.
+
+    Args:
+        bins_per_model: ``{model: reliability bins}`` as returned in
+            ``binary_metrics(...)["reliability"]`` (empty bins, nan or None, are skipped).
+        path: the PNG to write.
+        title: figure title.
+        size: inches; the PNG is ``size * 100`` pixels.
+
+    Returns:
+        ``path``. A lower panel shows the number of crops per bin (log scale).
+    """
+    fig = _figure(size)
+    ax, axh = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax.plot([0, 1], [0, 1], ls="--", color="black", lw=1, label="perfect calibration")
+    names = list(bins_per_model)
+    width = 1.0 / max(len(next(iter(bins_per_model.values()))["count"]), 1) if names else 0.0
+    for i, name in enumerate(names):
+        b = bins_per_model[name]
+        mean = np.asarray(b["mean_pred"], dtype=np.float64)
+        obs = np.asarray(b["obs_freq"], dtype=np.float64)
+        count = np.asarray(b["count"], dtype=np.float64)
+        ok = (count > 0) & np.isfinite(mean) & np.isfinite(obs)
+        color = _COLORS[i % len(_COLORS)]
+        ax.plot(mean[ok], obs[ok], marker="o", ms=4, color=color, label=name)
+        lower = np.asarray(b["lower"], dtype=np.float64)
+        w = width / max(len(names), 1)
+        axh.bar(
+            lower + i * w, np.where(count > 0, count, np.nan), width=w, align="edge", color=color
+        )
+    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed riot frequency", title=title)
+    ax.legend(loc="upper left", fontsize=8)
+    ax.grid(alpha=0.3)
+    axh.set_yscale("log")
+    axh.set(xlabel="mean predicted probability", ylabel="crops")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def training_curves(
+    history: pd.DataFrame, path: str | Path, size: tuple[float, float] = (10.0, 4.0)
+) -> Path:
+    """Two panels per epoch: losses (train, val) and validation AUPR / AUROC.
+
+    Args:
+        history: one row per epoch with ``epoch`` and any of ``train_loss``, ``val_loss``,
+            ``val_aupr``, ``val_auroc``; ``images_per_s`` (mean shown in the title) and ``lr``
+            (dotted, right axis of the loss panel) are optional.
+        path: the PNG to write.
+        size: inches.
+    """
+    fig = _figure(size)
+    ax_loss, ax_m = fig.subplots(1, 2)
+    x = history["epoch"] if "epoch" in history else pd.Series(np.arange(1, len(history) + 1))
+    for col, color in (("train_loss", _COLORS[1]), ("val_loss", _COLORS[0])):
+        if col in history:
+            ax_loss.plot(x, history[col], marker=".", color=color, label=col.replace("_", " "))
+    if "lr" in history and history["lr"].notna().any():
+        ax_lr = ax_loss.twinx()
+        ax_lr.plot(x, history["lr"], ls=":", color=_COLORS[2], label="lr")
+        ax_lr.set_ylabel("learning rate", color=_COLORS[2])
+    from matplotlib.ticker import MaxNLocator
+
+    for a in (ax_loss, ax_m):
+        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax_loss.legend(loc="upper right", fontsize=8)
+    ax_loss.grid(alpha=0.3)
+    for col, label, color in (
+        ("val_aupr", "val AUPR", _COLORS[0]),
+        ("val_auroc", "val AUROC", _COLORS[1]),
+    ):
+        if col in history:
+            ax_m.plot(x, history[col], marker=".", color=color, label=label)
+    ax_m.set(xlabel="epoch", ylabel="score", ylim=(0, 1), title="Validation AUPR / AUROC")
+    ax_m.legend(loc="lower right", fontsize=8)
+    ax_m.grid(alpha=0.3)
+    if "images_per_s" in history and history["images_per_s"].notna().any():
+        fig.suptitle(
+            f"mean throughput {float(history['images_per_s'].mean()):,.0f} images/s", fontsize=9
+        )
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def pr_curves(
+    curves: Mapping[str, tuple[Any, Any]],
+    path: str | Path,
+    title: str = "Precision-recall",
+    size: tuple[float, float] = (6.0, 5.0),
+) -> Path:
+    """Precision-recall curves, one per model, with average precision in the legend.
+
+    Args:
+        curves: ``{model: (y, p)}`` labels and probabilities on the same test rows.
+        path: the PNG to write.
+        title: figure title.
+        size: inches.
+    """
+    from sklearn.metrics import average_precision_score, precision_recall_curve
+
+    fig = _figure(size)
+    ax = fig.subplots()
+    prevalence = None
+    for i, (name, (y, p)) in enumerate(curves.items()):
+        y = np.asarray(y, dtype=np.float64)
+        p = np.asarray(p, dtype=np.float64)
+        ok = np.isfinite(y) & np.isfinite(p)
+        y, p = y[ok] > 0.5, p[ok]
+        if y.size == 0 or y.all() or not y.any():
+            continue
+        prec, rec, _ = precision_recall_curve(y, p)
+        ap = average_precision_score(y, p)
+        ax.step(
+            rec, prec, where="post", color=_COLORS[i % len(_COLORS)], label=f"{name} (AP {ap:.3f})"
+        )
+        prevalence = float(y.mean())
+    if prevalence is not None:
+        ax.axhline(prevalence, ls="--", color="black", lw=1, label=f"prevalence {prevalence:.3f}")
+    ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision", title=title)
+    ax.legend(loc="upper right", fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return _save(fig, path)

@@ -1,0 +1,200 @@
+"""``riotvit predict``: maps for a region, consistent with the tile set, deterministic, mergeable."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import geopandas as gpd
+import numpy as np
+import pytest
+import rasterio
+from pipeline_fixtures import make_world, tiny_config
+from typer.testing import CliRunner
+
+from riotvit.cli import app
+from riotvit.errors import BundleError, OutputExistsError, RasterError, RegionError
+from riotvit.join.stage import read_samples
+from riotvit.predict.plan import PredictConfig
+from riotvit.predict.predictor import predict
+from riotvit.predict.region import Region, resolve_region
+from riotvit.predict.runner import ModelRunner
+from riotvit.publish.cog import validate_cog
+from riotvit.publish.styles import risk_class
+from riotvit.tile.plan import SourceSpec
+from riotvit.tile.tileset import TileSet
+from riotvit.train.bundle import Bundle
+from riotvit.train.trainer import train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("predict")
+    world = make_world(root)
+    res = train(world.tiles, world.samples, root / "model", tiny_config(epochs=2))
+    return root, world, res.path
+
+
+def _region(world, frac=(0.1, 0.1, 0.9, 0.9)) -> Region:
+    with rasterio.open(world.sample / "city.tif") as src:
+        b = src.bounds
+    x0 = b.left + frac[0] * (b.right - b.left)
+    x1 = b.left + frac[2] * (b.right - b.left)
+    y0 = b.bottom + frac[1] * (b.top - b.bottom)
+    y1 = b.bottom + frac[3] * (b.top - b.bottom)
+    return resolve_region(f"{x0},{y0},{x1},{y1}", "EPSG:32737")
+
+
+def _imagery(world):
+    return [SourceSpec(world.sample / "city.tif")]
+
+
+@pytest.fixture(scope="module")
+def whole(trained):
+    root, world, model = trained
+    res = predict(model, _region(world), root / "pred", PredictConfig(tta=2), imagery=_imagery(world))
+    return res
+
+
+def test_prediction_folder_holds_valid_styled_layers(whole, trained):
+    root, world, model = trained
+    p = whole.path
+    assert sorted(f.name for f in p.iterdir()) == ["cells.geojson", "cells.gpkg", "cells.qml", "riotvit.qgs", "risk.qml",
+                                                  "risk.tif", "run.json"]
+    assert validate_cog(p / "risk.tif") == []
+    with rasterio.open(p / "risk.tif") as r:
+        assert r.count == 3 and r.descriptions == ("riot_probability", "expected_events", "uncertainty")
+        assert r.crs.to_epsg() == 32737 and r.res == (336.0, 336.0) and r.nodata == -9999.0
+        assert r.transform.c % 336 == 0 and r.transform.f % 336 == 0  # stride cells on the grid
+        prob = r.read(1, masked=True)
+        assert prob.min() >= 0 and prob.max() <= 1 and prob.count() > 0
+        assert r.overviews(1) == [] or r.overviews(1)[0] == 2
+    cells = gpd.read_file(p / "cells.gpkg")
+    run = json.loads((p / "run.json").read_text())
+    assert len(cells) == run["counts"]["predicted_crops"] == whole.n_predicted > 0
+    assert cells.crs.to_epsg() == 32737
+    assert (cells["risk_class"] == risk_class(cells["riot_probability"].to_numpy())).all()
+    assert cells["riot_probability"].between(0, 1).all() and (cells["uncertainty"] >= 0).all()
+    gj = json.loads((p / "cells.geojson").read_text())
+    assert len(gj["features"]) == len(cells)
+    lon = np.array([c[0] for f in gj["features"] for c in f["geometry"]["coordinates"][0]])
+    assert lon.min() > 38.3 and lon.max() < 38.6
+    assert run["region"]["area_km2"] > 0 and run["date"] == "2022-06-15" and run["crs"] == "EPSG:32737"
+    assert run["model"]["sha256"] and run["imagery"][0]["sha256"]
+    qgs = (p / "riotvit.qgs").read_text()
+    assert "./risk.tif" in qgs and "cells.gpkg" in qgs and "city.tif" in qgs
+
+
+def test_predictions_equal_the_tile_sets_crops(whole, trained):
+    """On-the-fly tiling gives exactly the tile set's chips, so the same crop gets the same score."""
+    root, world, model = trained
+    cells = gpd.read_file(whole.path / "cells.gpkg").set_index("crop_id")
+    ts = TileSet.open(world.tiles)
+    df, _ = read_samples(world.samples)
+    df = df[df["crop_id"].isin(cells.index)].head(40)
+    runner = ModelRunner(Bundle.open(model), tta=2)
+    chips, masks = ts.read(df["chip_index"].to_numpy())
+    p = runner.predict(chips, masks, runner.meta_array(df))["riot_probability"]
+    np.testing.assert_allclose(p, cells.loc[df["crop_id"], "riot_probability"].to_numpy(), atol=2e-6)
+
+
+def test_same_region_twice_gives_identical_files(trained, tmp_path):
+    root, world, model = trained
+    first = predict(model, _region(world), tmp_path / "p", PredictConfig(tta=2), imagery=_imagery(world))
+    before = {f.name: f.read_bytes() for f in first.path.iterdir()}
+    again = predict(model, _region(world), tmp_path / "p", PredictConfig(tta=2), imagery=_imagery(world), overwrite=True)
+    after = {f.name: f.read_bytes() for f in again.path.iterdir()}
+    assert before.keys() == after.keys()
+    for name in before:
+        assert before[name] == after[name], name
+
+
+def test_two_halves_merge_into_the_whole(whole, trained, tmp_path):
+    root, world, model = trained
+    left = predict(model, _region(world, (0.1, 0.1, 0.5, 0.9)), tmp_path / "left", PredictConfig(tta=2), imagery=_imagery(world))
+    right = predict(model, _region(world, (0.5, 0.1, 0.9, 0.9)), tmp_path / "right", PredictConfig(tta=2), imagery=_imagery(world))
+    w = gpd.read_file(whole.path / "cells.gpkg").set_index("crop_id")
+    halves = gpd.pd.concat([gpd.read_file(left.path / "cells.gpkg"), gpd.read_file(right.path / "cells.gpkg")])
+    halves = halves.drop_duplicates("crop_id").set_index("crop_id")  # crops on the seam are in both halves
+    assert set(halves.index) == set(w.index)
+    for c in ("riot_probability", "expected_events", "uncertainty"):
+        np.testing.assert_allclose(halves.loc[w.index, c].to_numpy(), w[c].to_numpy(), atol=1e-6)
+
+
+def test_bad_inputs(trained, tmp_path):
+    root, world, model = trained
+    far = resolve_region("10.0,10.0,10.1,10.1")
+    with pytest.raises(RegionError, match=r"lies outside the imagery \(coverage: lon .*lat"):
+        predict(model, far, tmp_path / "x", imagery=_imagery(world))
+    nocrs = tmp_path / "nocrs.geojson"
+    nocrs.write_text('{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":'
+                     '{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,0]]]}}]}')
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        gpd.GeoDataFrame(geometry=gpd.GeoSeries.from_wkt(["POLYGON((0 0,1 0,1 1,0 0))"])).to_file(tmp_path / "nocrs.gpkg")
+    with pytest.raises(RegionError, match="has no CRS"):
+        resolve_region(str(tmp_path / "nocrs.gpkg"))
+    with pytest.raises(RasterError, match=r"imagery bands \(red, green, blue\) differ from the model's"):
+        import raster_fixtures
+
+        rgb = raster_fixtures.write_raster(tmp_path / "rgb.tif", raster_fixtures.random_image((3, 64, 64)),
+                                           raster_fixtures.aligned_transform(650, 14460), crs="EPSG:32737",
+                                           descriptions=["red", "green", "blue"])
+        predict(model, _region(world), tmp_path / "x", imagery=[SourceSpec(rgb)])
+    old = tmp_path / "old_model"
+    shutil.copytree(model, old)
+    meta = json.loads((old / "bundle.json").read_text())
+    meta["format_version"] = 99
+    (old / "bundle.json").write_text(json.dumps(meta))
+    with pytest.raises(BundleError, match="bundle format v99 .* incompatible .* retrain"):
+        predict(old, _region(world), tmp_path / "x", imagery=_imagery(world))
+    with pytest.raises(RegionError, match="exceed --max-cells 10; pass --yes"):
+        predict(model, _region(world), tmp_path / "x", PredictConfig(max_cells=10), imagery=_imagery(world))
+    (tmp_path / "exists").mkdir()
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        predict(model, _region(world), tmp_path / "exists", imagery=_imagery(world))
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
+
+
+def test_cli_predict_and_one_line_errors(trained, tmp_path):
+    root, world, model = trained
+    r = CliRunner().invoke(app, ["predict", "--model", str(model), "--region", "38.40,-2.63,38.42,-2.61", "--imagery",
+                                 str(world.sample / "city.tif"), "--out", str(tmp_path / "p"), "--tta", "1", "--json"])
+    assert r.exit_code == 0, r.output
+    out = json.loads(r.stdout)
+    assert out["n_predicted"] > 0 and out["km2_per_s"] > 0
+    r = CliRunner().invoke(app, ["predict", "--model", str(model), "--region", "Atlantis", "--out", str(tmp_path / "q")])
+    assert r.exit_code == 2 and r.output.startswith("error:") and "Traceback" not in r.output
+
+
+@pytest.mark.qgis
+def test_outputs_open_styled_in_qgis_and_the_project_renders(whole, tmp_path):
+    from qgis_support import qgis_available, run_qgis_check
+
+    if not qgis_available():
+        pytest.skip("QGIS (python3-qgis) is not installed")
+    p = whole.path
+    png = tmp_path / "map.png"
+    rep = run_qgis_check([p / "risk.tif", p / "cells.gpkg", p / "cells.geojson", p / "riotvit.qgs"], render=png)
+    files = {f["path"]: f for f in rep["files"]}
+    risk, gpkg, gj = files[str(p / "risk.tif")], files[str(p / "cells.gpkg")], files[str(p / "cells.geojson")]
+    with rasterio.open(p / "risk.tif") as r:
+        b = r.bounds
+    assert risk["valid"] and risk["crs"] == "EPSG:32737" and risk["renderer"] == "singlebandpseudocolor"
+    assert risk["extent"] == pytest.approx([b.left, b.bottom, b.right, b.top], abs=1.0)
+    assert risk["style_applied"] and len(risk["legend"]) == 5 and risk["nodata"][0] == -9999.0
+    n = whole.n_predicted
+    for f, crs in ((gpkg, "EPSG:32737"), (gj, "EPSG:4326")):
+        assert f["valid"] and f["crs"] == crs and f["feature_count"] == n
+        assert f["renderer"] == "graduatedSymbol" and f["class_attribute"] == "riot_probability" and f["style_applied"]
+    (proj,) = rep["projects"]
+    assert proj["read_ok"] and proj["crs"] == "EPSG:32737" and not proj["absolute_paths"]
+    assert [ly["valid"] for ly in proj["layers"]] == [True] * len(proj["layers"])
+    assert proj["layer_order"][0].startswith("cells") and proj["layer_order"][-1].startswith("imagery")
+    assert rep["render"]["errors"] == [] and rep["render"]["non_background_fraction"] > 0.9
+    from PIL import Image
+
+    img = np.asarray(Image.open(png).convert("RGB")).astype(int)
+    assert img.std() > 10  # a map, not a flat fill
