@@ -16,8 +16,9 @@ from typing import Literal
 
 from pydantic import Field, ValidationError, model_validator
 
-from riotvit.config import StrictModel, format_validation_error, read_yaml
-from riotvit.errors import CatalogError, suggest
+from riotvit.config import StrictModel, format_validation_error, project_file, read_yaml
+from riotvit.errors import CatalogError, InputError, RasterError, suggest
+from riotvit.tile.plan import SourceSpec
 
 Kind = Literal["raster", "acled", "census", "region"]
 
@@ -82,7 +83,6 @@ def default_catalog_dir() -> Path:
     env = os.environ.get("RIOTVIT_CATALOG")
     if env:
         return Path(env)
-    from riotvit.config import project_file
 
     return project_file("data_catalog")
 
@@ -218,7 +218,6 @@ def _validate_acled(r: Resolved) -> list[str]:
 
 def raster_specs(items: list[str], catalog_dir: str | Path | None = None) -> list:
     """Turn CLI raster arguments (paths or catalog ids) into ``SourceSpec`` objects."""
-    from riotvit.tile.plan import SourceSpec
 
     specs, cat = [], None
     for item in items:
@@ -238,7 +237,6 @@ def raster_specs(items: list[str], catalog_dir: str | Path | None = None) -> lis
             e = r.entry
             specs.append(SourceSpec(r.path, id=e.id, bands=e.bands, date=e.acquisition_date, categorical=e.categorical))
             continue
-        from riotvit.errors import RasterError
 
         raise RasterError(
             f"{item}: neither a file nor a raster id in the catalog {cat.root}{suggest(item, cat.ids('raster'))}; "
@@ -261,7 +259,6 @@ def resolve_source(item: str | Path, kind: str, catalog_dir: str | Path | None =
         if r.path is None or not r.path.exists():
             raise CatalogError(f"catalog {kind} '{item}': file {r.path} not found; fix 'path' in {r.file}")
         return r.path, r.entry
-    from riotvit.errors import InputError
 
     known = cat.ids(kind) if cat else []
     raise InputError(

@@ -1,19 +1,73 @@
-"""Write outputs under a temporary name and rename them into place when complete.
+"""Shared I/O helpers: hashing, JSON, and outputs written under a temporary name.
 
-A failed or interrupted stage therefore never leaves something that looks finished.
+Every artifact is written under a temporary name and renamed into place when complete, so a
+failed or interrupted stage never leaves something that looks finished. This module is the one
+place for: SHA-256 of files and of JSON payloads (:func:`file_sha256`, :func:`json_sha256`),
+JSON encoding of numpy/paths/dates (:func:`to_jsonable`, :func:`write_json`, always atomic), and
+the temporary-name helpers (:func:`atomic_file`, :func:`atomic_dir`, :func:`partial_path`,
+:func:`refuse_existing`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
+import hashlib
+import json
 import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from riotvit.errors import OutputExistsError
 
 PARTIAL_SUFFIX = ".partial"
+
+
+def file_sha256(path: str | Path, chunk: int = 1 << 22) -> str:
+    """SHA-256 of a file's bytes, streamed (hex)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def json_sha256(payload: Any, length: int | None = None) -> str:
+    """SHA-256 of a JSON payload with sorted keys (hex, optionally cut to ``length``): a signature."""
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True, default=to_jsonable).encode()).hexdigest()
+    return digest[:length] if length else digest
+
+
+def to_jsonable(o: Any) -> Any:
+    """``json.dumps(default=...)`` for numpy scalars/arrays (non-finite floats become null), paths and dates."""
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o) if np.isfinite(o) else None
+    if isinstance(o, np.bool_):
+        return bool(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, (dt.date, dt.datetime)):
+        return o.isoformat()
+    return str(o)
+
+
+def dumps(obj: Any) -> str:
+    """Indented JSON with the encoder above and a final newline."""
+    return json.dumps(obj, indent=2, default=to_jsonable) + "\n"
+
+
+def write_json(path: str | Path, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON, atomically (temporary name, then rename)."""
+    path = Path(path)
+    with atomic_file(path) as tmp:
+        tmp.write_text(dumps(obj), encoding="utf-8")
+    return path
 
 
 def partial_path(final: Path) -> Path:

@@ -20,6 +20,13 @@ from pydantic import Field
 
 from riotvit.config import StrictModel
 from riotvit.errors import ConfigError, suggest
+from riotvit.explain.attention import attention_rollout
+from riotvit.explain.gradients import Attributions, expected_gradients
+from riotvit.explain.plots import shap_bar, shap_beeswarm
+from riotvit.publish.patches import PatchRaster
+from riotvit.publish.qgis_project import LayerSpec
+from riotvit.publish.styles import driver_raster_qml, raster_pseudocolor_qml, write_style
+from riotvit.train.bundle import Bundle
 
 
 class ExplainConfig(StrictModel):
@@ -38,7 +45,6 @@ class Explainer:
     """Explains batches of crops during ``predict`` and writes the explanation outputs."""
 
     def __init__(self, model: str | Path, config: ExplainConfig | None = None):
-        from riotvit.train.bundle import Bundle
 
         self.cfg = config or ExplainConfig()
         self.bundle = Bundle.open(model)
@@ -60,7 +66,6 @@ class Explainer:
 
     # -- called by the predictor ------------------------------------------------------------
     def begin(self, plan, work: Path, runner, raw_features: pd.DataFrame) -> None:
-        from riotvit.publish.patches import PatchRaster
 
         self.plan, self.work, self.runner = plan, work, runner
         self.raw = raw_features
@@ -79,7 +84,6 @@ class Explainer:
             pred: dict, rows: pd.DataFrame) -> pd.DataFrame:
         import torch
 
-        from riotvit.explain.gradients import expected_gradients
 
         r = self.runner
         x = r.prepare(chips, masks)
@@ -94,7 +98,6 @@ class Explainer:
         patch = att.image.sum(1).reshape(b, gh, h // gh, gw, w // gw).sum((2, 4))
         self.drivers.add(crops["col"].to_numpy(), crops["row"].to_numpy(), patch)
         if self.attention is not None:
-            from riotvit.explain.attention import attention_rollout
 
             self.attention.add(crops["col"].to_numpy(), crops["row"].to_numpy(), attention_rollout(r.model, x, m))
         img_total = att.image.reshape(b, -1).sum(1)
@@ -110,7 +113,6 @@ class Explainer:
         return rows.join(driver_columns(att.meta, img_total, raw, self.names, self.report, self.cfg.top_k, rows.index))
 
     def finish(self) -> None:
-        from riotvit.explain.plots import shap_bar, shap_beeswarm
 
         self.drivers.close()
         if self.attention is not None:
@@ -124,8 +126,6 @@ class Explainer:
         shap_bar(np.column_stack([pm[:, keep], pi]), [*self.report, "image"], self.work / "shap_bar.png")
 
     def layers(self, work: Path) -> list:
-        from riotvit.publish.qgis_project import LayerSpec
-        from riotvit.publish.styles import driver_raster_qml, raster_pseudocolor_qml, write_style
 
         lim = float(np.percentile(np.concatenate(self._abs_patch), 98)) if self._abs_patch else 1.0
         lim = lim if lim > 0 else 1.0
@@ -189,7 +189,6 @@ def shap_gradient_explainer(model, images, meta, bg_images, bg_meta, nsamples: i
     import shap
     import torch
 
-    from riotvit.explain.gradients import Attributions
 
     class Logit(torch.nn.Module):
         def __init__(self, m):

@@ -28,9 +28,10 @@ from riotvit import __version__
 from riotvit.config import StrictModel
 from riotvit.errors import ConfigError, EventsError, SamplesError
 from riotvit.io import atomic_file, refuse_existing
-from riotvit.join.census import CensusConfig
-from riotvit.join.events.acled import AcledConfig, AcledReport
+from riotvit.join.census import CensusConfig, interpolate_to_crops, read_census
+from riotvit.join.events.acled import AcledConfig, AcledReport, read_acled
 from riotvit.join.events.labels import LabelSpec, build_history, build_targets
+from riotvit.join.folds import assign_folds, default_split, near_folds, temporal_split
 from riotvit.progress import NullReporter, Reporter
 from riotvit.tile.tileset import TileSet
 
@@ -154,7 +155,6 @@ def census_features(
     Returns:
         (features aligned with ``rows``, report lines, provenance dict, warnings).
     """
-    from riotvit.join.census import interpolate_to_crops, read_census
 
     if census is None:
         return pd.DataFrame(index=rows.index), [], {}, []
@@ -186,8 +186,6 @@ def join(
         CensusError: census file or columns unusable.
         OutputExistsError: ``out`` exists and ``overwrite`` is False.
     """
-    from riotvit.join.events.acled import read_acled
-    from riotvit.join.folds import assign_folds, default_split, near_folds, temporal_split
 
     cfg = config or JoinConfig()
     rep = reporter or NullReporter()

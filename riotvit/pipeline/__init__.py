@@ -17,6 +17,7 @@ from typing import Any
 from riotvit.errors import ConfigError
 from riotvit.pipeline.manifest import Manifest
 from riotvit.pipeline.spec import STAGES, Pipeline, PipelineSpec
+from riotvit.pipeline.stages import PLANS
 from riotvit.progress import NullReporter
 
 __all__ = ["Pipeline", "PipelineSpec", "PipelineResult", "StageRecord", "run_pipeline", "STAGES"]
@@ -81,7 +82,6 @@ def run_pipeline(
     from_stage, until = (_stage_arg(pipe, names, v, opt) for v, opt in ((from_stage, "--from"), (until, "--until")))
     if until is not None:
         names = names[: names.index(until) + 1]
-    from riotvit.pipeline.stages import PLANS
 
     pipe.run.mkdir(parents=True, exist_ok=True)
     man = Manifest(pipe.run)

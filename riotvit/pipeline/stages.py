@@ -13,8 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from riotvit.catalog import raster_specs, resolve_source
 from riotvit.config import dump_config
+from riotvit.errors import ConfigError
+from riotvit.explain.stage import ExplainConfig, Explainer
+from riotvit.join.stage import JoinConfig, join, with_census_roles
 from riotvit.pipeline.spec import Pipeline
+from riotvit.predict.plan import PredictConfig
+from riotvit.predict.predictor import predict
+from riotvit.predict.region import Region, resolve_region
+from riotvit.publish.qgis_project import relocate_project
+from riotvit.synth import SampleConfig, generate_sample
+from riotvit.tile.plan import TileConfig
+from riotvit.tile.tiler import tile
+from riotvit.train.config import TrainConfig
+from riotvit.train.evaluate import evaluate_bundle
+from riotvit.train.report import write_metrics, write_reliability_plots
+from riotvit.train.trainer import train
 
 
 @dataclass
@@ -40,8 +55,6 @@ class MetaSources:
 
 
 def _meta_sources(pipe: Pipeline) -> MetaSources:
-    from riotvit.catalog import resolve_source
-    from riotvit.errors import ConfigError
 
     src = pipe.spec.sources
     if not src.acled:
@@ -58,8 +71,6 @@ def _with_date(pipe: Pipeline, cfg):
 
 
 def _rasters(pipe: Pipeline) -> list:
-    from riotvit.catalog import raster_specs
-    from riotvit.errors import ConfigError
 
     if not pipe.spec.sources.raster:
         raise ConfigError(f"pipeline {pipe.path}: sources.raster names no imagery")
@@ -67,7 +78,6 @@ def _rasters(pipe: Pipeline) -> list:
 
 
 def plan_sample(pipe: Pipeline) -> StagePlan:
-    from riotvit.synth import SampleConfig, generate_sample
 
     cfg = pipe.section("sample", SampleConfig)
     out = pipe.run / "sample"
@@ -80,8 +90,6 @@ def plan_sample(pipe: Pipeline) -> StagePlan:
 
 
 def plan_tile(pipe: Pipeline) -> StagePlan:
-    from riotvit.tile.plan import TileConfig
-    from riotvit.tile.tiler import tile
 
     cfg = _with_date(pipe, pipe.section("tile", TileConfig))
     specs = _rasters(pipe)
@@ -95,7 +103,6 @@ def plan_tile(pipe: Pipeline) -> StagePlan:
 
 
 def plan_join(pipe: Pipeline) -> StagePlan:
-    from riotvit.join.stage import JoinConfig, join, with_census_roles
 
     ms = _meta_sources(pipe)
     cfg = with_census_roles(pipe.section("join", JoinConfig), ms.census_entry, ms.census)
@@ -110,8 +117,6 @@ def plan_join(pipe: Pipeline) -> StagePlan:
 
 
 def plan_train(pipe: Pipeline) -> StagePlan:
-    from riotvit.train.config import TrainConfig
-    from riotvit.train.trainer import train
 
     cfg = pipe.section("train", TrainConfig)
     tiles, samples, out = pipe.run / "tiles", pipe.run / "samples.parquet", pipe.run / "model"
@@ -125,8 +130,6 @@ def plan_train(pipe: Pipeline) -> StagePlan:
 
 
 def plan_evaluate(pipe: Pipeline) -> StagePlan:
-    from riotvit.train.evaluate import evaluate_bundle
-    from riotvit.train.report import write_metrics, write_reliability_plots
 
     model, out = pipe.run / "model", pipe.run / "evaluation"
 
@@ -145,13 +148,10 @@ def plan_evaluate(pipe: Pipeline) -> StagePlan:
 
 
 def plan_predict(pipe: Pipeline) -> StagePlan:
-    from riotvit.predict.plan import PredictConfig
-    from riotvit.predict.predictor import predict
 
     cfg = _with_date(pipe, pipe.section("predict", PredictConfig))
     ecfg = None
     if pipe.explain:
-        from riotvit.explain.stage import ExplainConfig
 
         ecfg = pipe.section("explain", ExplainConfig)
     specs = _rasters(pipe)
@@ -166,12 +166,10 @@ def plan_predict(pipe: Pipeline) -> StagePlan:
         region = pipeline_region(pipe, specs)
         explainer = None
         if ecfg is not None:
-            from riotvit.explain.stage import Explainer
 
             explainer = Explainer(model, ecfg)
         r = predict(model, region, out, cfg, imagery=specs, acled=ms.acled, census=ms.census, population_raster=ms.population,
                     catalog=pipe.catalog, overwrite=True, yes=True, reporter=rep, explain=explainer)
-        from riotvit.publish.qgis_project import relocate_project
 
         relocate_project(out / "riotvit.qgs", pipe.run / "riotvit.qgs")
         d = {"crops": r.n_predicted, "km2": round(r.area_km2, 1), "crops_per_s": round(r.crops_per_s, 1),
@@ -188,14 +186,12 @@ def plan_predict(pipe: Pipeline) -> StagePlan:
 def pipeline_region(pipe: Pipeline, specs: list):
     """The pipeline's region; ``imagery`` is the union of the rasters' footprints."""
     if pipe.spec.region != "imagery":
-        from riotvit.predict.region import resolve_region
 
         return resolve_region(pipe.find(pipe.spec.region), pipe.spec.region_crs, pipe.catalog)
     import rasterio
     import shapely
     from rasterio.warp import transform_bounds
 
-    from riotvit.predict.region import Region
 
     boxes = []
     for s in specs:

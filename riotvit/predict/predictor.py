@@ -19,13 +19,25 @@ import numpy as np
 import pandas as pd
 
 from riotvit import __version__
+from riotvit.catalog import Catalog
 from riotvit.errors import ConfigError, InputError, RegionError
 from riotvit.io import partial_path, refuse_existing
+from riotvit.join.events.acled import read_acled
+from riotvit.join.events.labels import build_history
+from riotvit.join.stage import JoinConfig, census_features, project_events
 from riotvit.predict.plan import PredictConfig, PredictPlan, plan_prediction
 from riotvit.predict.region import Region
+from riotvit.predict.runner import ModelRunner
 from riotvit.progress import NullReporter, Reporter
+from riotvit.publish.layers import RISK_BANDS, CellsWriter, RiskRaster, cell_rows, write_json
+from riotvit.publish.qgis_project import LayerSpec, write_qgis_project
+from riotvit.publish.styles import raster_rgb_qml, risk_raster_qml, risk_vector_qml, write_style
+from riotvit.tile.bands import block_bands, cut_row
 from riotvit.tile.plan import SourceSpec
 from riotvit.tile.prefetch import Prefetch
+from riotvit.tile.reader import GridReader
+from riotvit.tile.source import open_source
+from riotvit.train.bundle import Bundle
 
 
 @dataclass
@@ -58,9 +70,6 @@ def _sha256(p: Path) -> str:
 def metadata_features(plan: PredictPlan, bundle_meta: dict, mode: str, acled: Path | None, census: Path | None,
                       population_raster: Path | None) -> tuple[pd.DataFrame, dict, list[str]]:
     """The model's metadata for the plan's crops, as of the plan's date (raw, before scaling)."""
-    from riotvit.join.events.acled import read_acled
-    from riotvit.join.events.labels import build_history
-    from riotvit.join.stage import JoinConfig, census_features, project_events
 
     names = list(bundle_meta["features"]["names"])
     crops = plan.crops.assign(date=pd.Timestamp(plan.date))
@@ -147,8 +156,6 @@ def predict(
         BundleError: incompatible or incomplete bundle.
         OutputExistsError: ``out`` exists and ``overwrite`` is False.
     """
-    from riotvit.predict.runner import ModelRunner
-    from riotvit.train.bundle import Bundle
 
     cfg = config or PredictConfig()
     rep = reporter or NullReporter()
@@ -196,8 +203,6 @@ def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> l
     import shapely
     from rasterio.warp import transform_bounds
 
-    from riotvit.catalog import Catalog
-    from riotvit.tile.source import open_source
 
     try:
         cat = Catalog.load(catalog)
@@ -224,9 +229,6 @@ def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> l
 def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConfig, work: Path, rep: Reporter,
             bundle, explain) -> int:
     """Read, predict and write every block; returns the number of crops predicted."""
-    from riotvit.publish.layers import RISK_BANDS, CellsWriter, RiskRaster, cell_rows
-    from riotvit.tile.bands import block_bands, cut_row
-    from riotvit.tile.reader import GridReader
 
     g = plan.grid
     index = pd.Series(np.arange(plan.n_crops), index=pd.MultiIndex.from_arrays([plan.crops["col"], plan.crops["row"]]))
@@ -299,9 +301,6 @@ def _finish(plan: PredictPlan, bundle, region: Region, cfg: PredictConfig, work:
     """Styles, the QGIS project and run.json."""
     import os
 
-    from riotvit.publish.layers import write_json
-    from riotvit.publish.qgis_project import LayerSpec, write_qgis_project
-    from riotvit.publish.styles import raster_rgb_qml, risk_raster_qml, risk_vector_qml, write_style
 
     if n_pred == 0:
         raise RegionError(f"region {region.name}: no crop had at least {cfg.min_valid:.0%} valid imagery; "

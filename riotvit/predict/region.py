@@ -11,6 +11,7 @@ import shapely
 from pyproj import CRS, Transformer
 from shapely.geometry.base import BaseGeometry
 
+from riotvit.catalog import Catalog
 from riotvit.errors import RegionError, suggest
 
 _BBOX = re.compile(r"^\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*,\s*(-?[\d.]+)\s*$")
@@ -91,7 +92,6 @@ def resolve_region(spec: str, region_crs: str = "EPSG:4326", catalog_dir: str | 
     p = Path(spec)
     if p.exists():
         return _from_file(p)
-    from riotvit.catalog import Catalog
 
     try:
         cat = Catalog.load(catalog_dir)

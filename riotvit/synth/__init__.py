@@ -32,6 +32,11 @@ from pydantic import Field
 
 from riotvit.config import StrictModel
 from riotvit.io import partial_path, refuse_existing
+from riotvit.synth import truth
+from riotvit.synth.city import CLASS_NAMES, build_layout, render_image
+from riotvit.synth.events import draw_events
+from riotvit.synth.truth import CENTRE, COEF, cell_truth
+from riotvit.synth.wards import build_wards
 
 SAMPLE_FILES = ("city.tif", "acled.csv", "wards.gpkg", "sample.json", "SAMPLE.md")
 
@@ -66,10 +71,6 @@ def generate_sample(out: str | Path, config: SampleConfig | None = None, overwri
     """Generate the synthetic city into ``out`` (written to ``out.partial`` then renamed)."""
     from pyproj import Transformer
 
-    from riotvit.synth.city import CLASS_NAMES, build_layout, render_image
-    from riotvit.synth.events import draw_events
-    from riotvit.synth.truth import CENTRE, COEF, cell_truth
-    from riotvit.synth.wards import build_wards
 
     cfg = config or SampleConfig()
     out = Path(out)
@@ -169,7 +170,6 @@ def _sha256(p: Path) -> str:
 
 
 def _readme(meta: dict) -> str:
-    from riotvit.synth import truth
 
     c = meta["planted"]["coefficients"]
     return f"""# riotvit synthetic city (seed {meta['config']['seed']})

@@ -17,6 +17,7 @@ import numpy as np
 from riotvit import __version__
 from riotvit.errors import BundleError
 from riotvit.io import atomic_file
+from riotvit.train.models import ModelConfig, create_model
 
 BUNDLE_FORMAT = "riotvit-bundle"
 BUNDLE_FORMAT_VERSION = 1
@@ -91,7 +92,6 @@ class Bundle:
 
     def load_model(self, device: str = "cpu"):
         """The model with its trained weights, in eval mode."""
-        from riotvit.train.models import ModelConfig, create_model
 
         cfg = ModelConfig.model_validate(self.meta["config"]["model"])
         model = create_model(cfg, self.meta["bands"], n_meta=len(self.meta["features"]["names"]),

@@ -8,9 +8,17 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from riotvit.train.baselines import Split, evaluate_baselines
-from riotvit.train.calibration import Calibrator, fit_calibrator
-from riotvit.train.metrics import choose_threshold, evaluate_heads
+from riotvit.join.features import BandNorm, MetaScaler, target_arrays
+from riotvit.join.stage import read_samples
+from riotvit.tile.tileset import TileSet
+from riotvit.train.baselines import Split, column_split, evaluate_baselines
+from riotvit.train.bundle import Bundle
+from riotvit.train.calibration import Calibrator, calibrator_from_dict, fit_calibrator
+from riotvit.train.data import ChipBatcher
+from riotvit.train.inputs import check_inputs
+from riotvit.train.loop import predict_outputs
+from riotvit.train.metrics import choose_threshold, count_metrics, evaluate_heads
+from riotvit.train.report import build_metrics_table
 
 
 def expected_outputs(raw: dict[str, np.ndarray], calibrator: Calibrator | None) -> dict[str, np.ndarray]:
@@ -57,7 +65,6 @@ def score_split(
     preds = {k: pred[k] for k in ("riot", "event_count", "fatalities", "crowd_size") if k in pred}
     heads = evaluate_heads(targets, preds, threshold=thr, num_classes=pred["crowd_size"].shape[1] if "crowd_size" in pred else None)
     if "type_counts" in pred and type_columns:
-        from riotvit.train.metrics import count_metrics
 
         for j, c in enumerate(type_columns):
             heads[c] = count_metrics(test[c].to_numpy(), pred["type_counts"][:, j])
@@ -84,17 +91,6 @@ def evaluate_bundle(run: str, tileset: str | None = None, samples: str | None = 
 
     import torch
 
-    from riotvit.join.features import BandNorm, MetaScaler, target_arrays
-    from riotvit.join.stage import read_samples
-    from riotvit.tile.tileset import TileSet
-    from riotvit.train.baselines import column_split
-    from riotvit.train.bundle import Bundle
-    from riotvit.train.calibration import calibrator_from_dict
-    from riotvit.train.data import ChipBatcher
-    from riotvit.train.loop import predict_outputs
-    from riotvit.train.metrics import count_metrics
-    from riotvit.train.report import build_metrics_table
-    from riotvit.train.trainer import check_inputs
 
     b = Bundle.open(run)
     prov = b.meta["provenance"]

@@ -27,6 +27,7 @@ import numpy as np
 from riotvit.io import atomic_file
 from riotvit.train.baselines import BASELINE_NAMES
 from riotvit.train.metrics import pool_reliability
+from riotvit.train.plots import reliability_diagram
 
 SCHEMA = "riotvit.metrics/1"
 """Value of ``schema`` in ``metrics.json``."""
@@ -383,7 +384,6 @@ def write_reliability_plots(
     Returns:
         The PNGs written (none when no model has reliability bins).
     """
-    from riotvit.train.plots import reliability_diagram
 
     run_dir = Path(run_dir)
     written: list[Path] = []

@@ -14,14 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 
 from riotvit import __version__
 from riotvit.errors import ConfigError, SamplesError, suggest
 from riotvit.io import partial_path, refuse_existing
+from riotvit.join.features import BandNorm, MetaScaler, target_arrays
 from riotvit.join.stage import read_samples
 from riotvit.progress import NullReporter, Reporter
+from riotvit.publish.card import write_model_card
 from riotvit.tile.tileset import TileSet
+from riotvit.train.baselines import column_split, make_splits
 from riotvit.train.bundle import (
     BACKGROUND,
     BUNDLE_FORMAT,
@@ -32,6 +34,14 @@ from riotvit.train.bundle import (
     write_json,
 )
 from riotvit.train.config import TrainConfig
+from riotvit.train.data import ChipBatcher
+from riotvit.train.evaluate import baseline_scores, score_split
+from riotvit.train.inputs import check_inputs
+from riotvit.train.loop import fit, predict_outputs
+from riotvit.train.models import create_model, model_summary
+from riotvit.train.models.losses import MultiTaskLoss
+from riotvit.train.plots import training_curves
+from riotvit.train.report import build_metrics_table, write_metrics, write_reliability_plots
 
 
 @dataclass
@@ -46,22 +56,6 @@ class TrainResult:
     device: str
     resumed_from: int = 0
     table: object = None
-
-
-def check_inputs(ts: TileSet, df: pd.DataFrame, smeta: dict, samples_path: Path) -> None:
-    """A tile set and a samples table that belong together, with usable labels."""
-    sig = smeta.get("tileset", {}).get("signature")
-    if sig != ts.info["signature"]:
-        raise SamplesError(
-            f"{samples_path}: made from tile set {smeta.get('tileset', {}).get('path')} (signature {sig}), not from "
-            f"{ts.path} (signature {ts.info['signature']}); rerun riotvit join on this tile set"
-        )
-    ci = df["chip_index"].to_numpy()
-    if ci.min() < 0 or ci.max() >= len(ts):
-        raise SamplesError(f"{samples_path}: chip_index outside the tile set's {len(ts)} crops; rerun riotvit join")
-    ids = ts.tiles["crop_id"].to_numpy()[ci]
-    if not (ids == df["crop_id"].to_numpy()).all():
-        raise SamplesError(f"{samples_path}: crop ids do not match the tile set's chips; rerun riotvit join")
 
 
 def _device(cfg: TrainConfig):
@@ -99,14 +93,6 @@ def train(
     """
     import torch
 
-    from riotvit.join.features import BandNorm, MetaScaler, target_arrays
-    from riotvit.train.baselines import column_split, make_splits
-    from riotvit.train.data import ChipBatcher
-    from riotvit.train.evaluate import baseline_scores, score_split
-    from riotvit.train.loop import fit, predict_outputs
-    from riotvit.train.models import create_model, model_summary
-    from riotvit.train.models.losses import MultiTaskLoss
-    from riotvit.train.report import build_metrics_table, write_metrics, write_reliability_plots
 
     cfg = config or TrainConfig()
     rep = reporter or NullReporter()
@@ -197,7 +183,6 @@ def train(
     write_reliability_plots(work, table)
     hist = fr.history
     hist.to_csv(work / "history.csv", index=False)
-    from riotvit.train.plots import training_curves
 
     if len(hist):
         training_curves(hist, work / "history.png")
@@ -226,7 +211,6 @@ def train(
                        "join": {k: smeta.get(k) for k in ("acled", "census", "config", "folds")}},
     }
     write_json(work / META, meta)
-    from riotvit.publish.card import write_model_card
 
     write_model_card(work, meta, table)
     for f in work.glob("checkpoint.*"):

@@ -31,6 +31,7 @@ import shapely
 
 from riotvit.errors import CensusError
 from riotvit.grid import CropGrid
+from riotvit.join.census.dasymetric import dasymetric_weights
 from riotvit.join.census.read import CensusConfig, CensusReport, prepare_census, repair_geometries
 
 _N_EXAMPLES = 5
@@ -121,7 +122,6 @@ def interpolate_to_crops(
     report.method = "areal"
     report.assumptions = []  # the interpolation owns them; a rerun replaces them
     if population_raster is not None:
-        from riotvit.join.census.dasymetric import dasymetric_weights
 
         layout = crop_layout(crops, grid)
         dw = dasymetric_weights(
