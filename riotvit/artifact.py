@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from riotvit import __version__
 from riotvit.errors import RiotvitError
-from riotvit.io import dumps
+from riotvit.io import dumps, write_json
 
 A = TypeVar("A", bound="ArtifactMeta")
 
@@ -105,3 +105,7 @@ class ArtifactMeta(MetaModel):
     def to_json(self) -> str:
         """The indented JSON text, as written."""
         return dumps(self.to_dict())
+
+    def write(self, path: Path) -> Path:
+        """Write the document as indented JSON, atomically."""
+        return write_json(path, self.to_dict())

@@ -49,7 +49,7 @@ class Explainer:
         self.cfg = config or ExplainConfig()
         self.bundle = Bundle.open(model)
         bg = self.bundle.background()  # raises a clear BundleError when missing
-        self.names = list(self.bundle.meta["features"]["names"])
+        self.names = list(self.bundle.meta.features.names)
         if self.cfg.features:
             unknown = [f for f in self.cfg.features if f not in self.names]
             if unknown:

@@ -26,6 +26,7 @@ from riotvit.publish.qgis_project import relocate_project
 from riotvit.synth import SampleConfig, generate_sample
 from riotvit.tile.plan import TileConfig
 from riotvit.tile.tiler import tile
+from riotvit.train.bundle import META, WEIGHTS
 from riotvit.train.config import TrainConfig
 from riotvit.train.evaluate import evaluate_bundle
 from riotvit.train.report import write_metrics, write_reliability_plots
@@ -142,7 +143,7 @@ def plan_evaluate(pipe: Pipeline) -> StagePlan:
         return {"held_out_aupr": {m: round(v["riot"]["aupr"], 3) for m, v in split["models"].items()
                                   if v["riot"].get("aupr") is not None}}
 
-    inputs = {"bundle": model / "bundle.json", "weights": model / "model.safetensors", "tiles": pipe.run / "tiles",
+    inputs = {"bundle": model / META, "weights": model / WEIGHTS, "tiles": pipe.run / "tiles",
               "samples": pipe.run / "samples.parquet"}  # the tile set and table the bundle records
     return StagePlan({}, inputs, [out / "metrics.json"], run)
 
@@ -157,7 +158,7 @@ def plan_predict(pipe: Pipeline) -> StagePlan:
     specs = _rasters(pipe)
     ms = _meta_sources(pipe)
     model, out = pipe.run / "model", pipe.run / "predict"
-    inputs = {"bundle": model / "bundle.json", "weights": model / "model.safetensors", **ms.inputs(),
+    inputs = {"bundle": model / META, "weights": model / WEIGHTS, **ms.inputs(),
               **{f"raster{i}": s.path for i, s in enumerate(specs)}}
     config = {"region": pipe.spec.region, "region_crs": pipe.spec.region_crs, "predict": dump_config(cfg),
               "explain": dump_config(ecfg) if ecfg else None}
