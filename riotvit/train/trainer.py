@@ -226,7 +226,7 @@ def bundle_meta(inp: TrainInputs, run: SplitRun, table: MetricsTable, cfg: Train
                   "images_per_s": round(fr.images_per_s, 1), "device": dc.device, "bf16": dc.bf16,
                   "compile": dc.compile},
         provenance={"tileset": {"path": str(ts.path), "signature": ts.info.signature,
-                                "sources": [s.to_dict() for s in ts.info.sources]},
+                                "sources": [s.model_dump() for s in ts.info.sources]},
                     "samples": {"path": str(inp.samples_path), "sha256": inp.samples_sha},
                     "join": {k: joined[k] for k in ("acled", "census", "config", "folds")}},
     )
