@@ -21,7 +21,7 @@ import pandas as pd
 from riotvit import __version__
 from riotvit.catalog import Catalog
 from riotvit.errors import ConfigError, InputError, RegionError
-from riotvit.io import partial_path, refuse_existing
+from riotvit.io import partial_path, refuse_existing, write_json
 from riotvit.join.events.acled import read_acled
 from riotvit.join.events.labels import build_history
 from riotvit.join.stage import JoinConfig, census_features, project_events
@@ -29,7 +29,8 @@ from riotvit.predict.plan import PredictConfig, PredictPlan, plan_prediction
 from riotvit.predict.region import Region
 from riotvit.predict.runner import ModelRunner
 from riotvit.progress import NullReporter, Reporter
-from riotvit.publish.layers import RISK_BANDS, CellsWriter, RiskRaster, cell_rows, write_json
+from riotvit.publish.layers import CellsWriter, cell_rows
+from riotvit.publish.mosaic import RISK_BANDS, RiskRaster
 from riotvit.publish.qgis_project import LayerSpec, write_qgis_project
 from riotvit.publish.styles import raster_rgb_qml, risk_raster_qml, risk_vector_qml, write_style
 from riotvit.tile.bands import block_bands, cut_row
