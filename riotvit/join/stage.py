@@ -31,7 +31,7 @@ from riotvit.io import atomic_file, refuse_existing
 from riotvit.join.census import CensusConfig, interpolate_to_crops, read_census
 from riotvit.join.events.acled import AcledConfig, AcledReport, read_acled
 from riotvit.join.events.labels import LabelSpec, build_history, build_targets
-from riotvit.join.folds import assign_folds, default_split, near_folds, temporal_split
+from riotvit.join.folds import assign_folds, default_split, near_folds, time_split_labels
 from riotvit.progress import NullReporter, Reporter
 from riotvit.tile.tileset import TileSet
 
@@ -267,7 +267,7 @@ def join(
     samples["near_folds"] = near
     samples["split"] = split
     if cfg.temporal_split is not None:
-        samples["time_split"] = temporal_split(samples["date"], cfg.temporal_split)
+        samples["time_split"] = time_split_labels(samples["date"], cfg.temporal_split)
     # census_coverage says how much of a crop the census covers: a data-quality column, not a driver
     features = [c for c in samples.columns if c.startswith(("census_", "hist_")) and c != "census_coverage"]
     target_cols = spec.target_columns()

@@ -23,7 +23,6 @@ from riotvit.join.stage import read_samples
 from riotvit.progress import NullReporter, Reporter
 from riotvit.publish.card import write_model_card
 from riotvit.tile.tileset import TileSet
-from riotvit.train.baselines import column_split, make_splits
 from riotvit.train.bundle import (
     BACKGROUND,
     BUNDLE_FORMAT,
@@ -42,6 +41,7 @@ from riotvit.train.models import create_model, model_summary
 from riotvit.train.models.losses import MultiTaskLoss
 from riotvit.train.plots import training_curves
 from riotvit.train.report import build_metrics_table, write_metrics, write_reliability_plots
+from riotvit.train.splits import column_split, make_splits
 
 
 @dataclass
