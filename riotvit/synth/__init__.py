@@ -36,8 +36,6 @@ from riotvit.synth.events import draw_events
 from riotvit.synth.truth import CENTRE, COEF, cell_truth
 from riotvit.synth.wards import build_wards
 
-SAMPLE_FILES = ("city.tif", "acled.csv", "wards.gpkg", "sample.json", "SAMPLE.md")
-
 
 class SampleConfig(StrictModel):
     """Options of ``riotvit sample``."""
