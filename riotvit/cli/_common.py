@@ -6,7 +6,6 @@ import functools
 import json
 import sys
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any, TypeVar
 
 import typer
@@ -98,9 +97,3 @@ class RichReporter:
 def print_json(obj: Any) -> None:
     """Machine-readable output for --json."""
     out_console.print_json(json.dumps(obj, default=str))
-
-
-def existing_file(p: Path | None, what: str) -> Path | None:
-    if p is not None and not Path(p).exists():
-        raise RiotvitError(f"{p}: {what} not found; check the path")
-    return p

@@ -25,7 +25,7 @@ from riotvit.io import file_sha256
 from riotvit.join.census import CensusConfig, interpolate_to_crops, read_census
 from riotvit.join.events.acled import AcledConfig, AcledReport, read_acled
 from riotvit.join.events.labels import LabelSpec, build_history, build_targets
-from riotvit.join.folds import assign_folds, default_split, near_folds, temporal_split
+from riotvit.join.folds import assign_folds, default_split, near_folds, time_split_labels
 from riotvit.join.samples import (
     META_KEY,
     SAMPLES_FORMAT,
@@ -325,7 +325,7 @@ def _samples_table(ts: TileSet, tiles: pd.DataFrame, ev: _Events, census: str | 
     samples["near_folds"] = near
     samples["split"] = default_split(folds, near, cfg.test_fold, cfg.val_fold)
     if cfg.temporal_split is not None:
-        samples["time_split"] = temporal_split(samples["date"], cfg.temporal_split)
+        samples["time_split"] = time_split_labels(samples["date"], cfg.temporal_split)
     return samples, census_lines, census_meta, warnings
 
 

@@ -30,7 +30,8 @@ from riotvit.predict.plan import PredictConfig, PredictPlan, plan_prediction
 from riotvit.predict.region import Region
 from riotvit.predict.runner import ModelRunner
 from riotvit.progress import Reporter
-from riotvit.publish.layers import RISK_BANDS, CellsWriter, RiskRaster, cell_rows
+from riotvit.publish.layers import CellsWriter, cell_rows
+from riotvit.publish.mosaic import RISK_BANDS, RiskRaster
 from riotvit.publish.prediction import write_prediction_project
 from riotvit.stage import start_stage
 from riotvit.tile.bands import block_bands, cut_row

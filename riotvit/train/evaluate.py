@@ -11,7 +11,7 @@ import pandas as pd
 from riotvit.join.features import BandNorm, MetaScaler, target_arrays
 from riotvit.join.samples import open_samples
 from riotvit.tile.tileset import TileSet
-from riotvit.train.baselines import Split, column_split, evaluate_baselines
+from riotvit.train.baselines import evaluate_baselines
 from riotvit.train.bundle import Bundle
 from riotvit.train.calibration import Calibrator, calibrator_from_dict, fit_calibrator
 from riotvit.train.data import ChipBatcher
@@ -19,6 +19,7 @@ from riotvit.train.inputs import check_inputs
 from riotvit.train.loop import predict_outputs
 from riotvit.train.metrics import choose_threshold, count_metrics, evaluate_heads
 from riotvit.train.report import build_metrics_table
+from riotvit.train.splits import Split, column_split
 
 
 def expected_outputs(raw: dict[str, np.ndarray], calibrator: Calibrator | None) -> dict[str, np.ndarray]:

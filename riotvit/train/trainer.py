@@ -25,7 +25,6 @@ from riotvit.progress import Reporter
 from riotvit.publish.card import write_model_card
 from riotvit.stage import start_stage
 from riotvit.tile.tileset import TileSet
-from riotvit.train.baselines import Split, column_split, make_splits
 from riotvit.train.bundle import (
     BACKGROUND,
     BUNDLE_FORMAT,
@@ -43,6 +42,7 @@ from riotvit.train.meta import BundleMeta
 from riotvit.train.models import create_model, model_summary
 from riotvit.train.models.losses import MultiTaskLoss
 from riotvit.train.plots import training_curves
+from riotvit.train.splits import Split, column_split, make_splits
 from riotvit.train.report import (
     MetricsTable,
     build_metrics_table,
