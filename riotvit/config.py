@@ -29,11 +29,12 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     @classmethod
-    def field_help(cls, name: str) -> str:
+    def field_help(cls, name: str, note: str = "") -> str:
         """CLI help text of a field: its description, its choices and its default.
 
         Args:
             name: a field name, or a dotted path into nested configs (``model.backbone``).
+            note: text put after the description, e.g. how the option is written on the command line.
 
         Returns:
             e.g. ``"Crop side on the ground, metres. [default: 672]"``. A ``None`` or boolean
@@ -41,7 +42,7 @@ class StrictModel(BaseModel):
             unless given.
         """
         info = field_info(cls, name)
-        text = info.description or ""
+        text = " ".join(t for t in (info.description or "", note) if t)
         choices = literal_choices(info.annotation)
         if choices:
             text += f" [choices: {' | '.join(map(str, choices))}]"
@@ -73,9 +74,9 @@ def literal_choices(annotation: Any) -> tuple[Any, ...]:
 
 def default_text(info: FieldInfo) -> str | None:
     """A field's default as a user types it (``672``, ``Riots``, ``2022-06-15``); ``None`` when it has
-    no default worth printing (``None``, a flag, a nested config)."""
+    no default worth printing (``None``, an empty list, a flag, a nested config)."""
     value = info.get_default(call_default_factory=True)
-    if value is None or isinstance(value, (bool, BaseModel)):
+    if value is None or value == [] or isinstance(value, (bool, BaseModel)):
         return None
     if isinstance(value, float) and value.is_integer():
         return str(int(value))

@@ -56,7 +56,7 @@ class TrainConfig(StrictModel):
     optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser and schedule.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Calibration, thresholds, baselines, cross-validation.")
     seed: int = Field(0, description="Seed for weights, sampling and augmentation.")
-    device: DeviceName = Field("auto", description="auto = CUDA when available.")
+    device: DeviceName = Field("auto", description="Where training runs (auto = CUDA when available).")
     precision: Precision = Field("auto", description="auto = bf16 autocast on CUDA, fp32 on CPU.")
     compile: CompileMode = Field("auto", description="torch.compile the model (auto = on CUDA only).")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's own).")
