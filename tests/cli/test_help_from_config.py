@@ -90,3 +90,9 @@ def test_help_is_built_without_the_heavy_libraries_until_asked():
     """The config modules (rasterio, torch ...) load only when --help is shown, not on import."""
     tile = [p for p in COMMANDS["tile"].params if p.name == "crop_m"][0]
     assert tile.help.startswith("riotvit-config-field:")
+
+
+def test_every_command_with_config_options_is_checked_here():
+    """A new command that documents options by config fields is listed in EXPECTED (so its help is checked)."""
+    documented = {name for name, cmd in COMMANDS.items() if _config_options(cmd)}
+    assert documented == set(EXPECTED)
