@@ -42,13 +42,13 @@ from riotvit.train.meta import BundleMeta
 from riotvit.train.models import create_model, model_summary
 from riotvit.train.models.losses import MultiTaskLoss
 from riotvit.train.plots import training_curves
-from riotvit.train.splits import Split, column_split, make_splits
 from riotvit.train.report import (
     MetricsTable,
     build_metrics_table,
     write_metrics,
     write_reliability_plots,
 )
+from riotvit.train.splits import Split, column_split, make_splits
 
 
 @dataclass
