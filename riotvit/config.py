@@ -8,12 +8,15 @@ keys are errors that name the file and suggest the closest key. YAML is read wit
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic.fields import FieldInfo
 
 from riotvit.errors import ConfigError, suggest
 
@@ -26,10 +29,62 @@ class StrictModel(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
 
     @classmethod
-    def field_help(cls, name: str) -> str:
-        """The field's description, used as CLI help text."""
-        info = cls.model_fields[name]
-        return info.description or ""
+    def field_help(cls, name: str, note: str = "") -> str:
+        """CLI help text of a field: its description, its choices and its default.
+
+        Args:
+            name: a field name, or a dotted path into nested configs (``model.backbone``).
+            note: text put after the description, e.g. how the option is written on the command line.
+
+        Returns:
+            e.g. ``"Crop side on the ground, metres. [default: 672]"``. A ``None`` or boolean
+            default is left out: the description says what ``None`` means, and a flag is off
+            unless given.
+        """
+        info = field_info(cls, name)
+        text = " ".join(t for t in (info.description or "", note) if t)
+        choices = literal_choices(info.annotation)
+        if choices:
+            text += f" [choices: {' | '.join(map(str, choices))}]"
+        default = default_text(info)
+        if default is not None:
+            text += f" [default: {default}]"
+        return text
+
+
+def field_info(model: type[BaseModel], name: str) -> FieldInfo:
+    """The field behind a dotted path (``model.backbone``) of ``model``.
+
+    Raises:
+        KeyError: no such field.
+    """
+    *parents, last = name.split(".")
+    m: Any = model
+    for key in parents:
+        m = m.model_fields[key].annotation
+    return m.model_fields[last]
+
+
+def literal_choices(annotation: Any) -> tuple[Any, ...]:
+    """The allowed values of a ``Literal`` (also inside ``X | None``); empty for other types."""
+    if get_origin(annotation) is Literal:
+        return get_args(annotation)
+    return tuple(v for a in get_args(annotation) for v in literal_choices(a))
+
+
+def default_text(info: FieldInfo) -> str | None:
+    """A field's default as a user types it (``672``, ``Riots``, ``2022-06-15``); ``None`` when it has
+    no default worth printing (``None``, an empty list, a flag, a nested config)."""
+    value = info.get_default(call_default_factory=True)
+    if value is None or value == [] or isinstance(value, (bool, BaseModel)):
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, (list, tuple)):
+        return ",".join(map(str, value))
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return str(value)
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
@@ -50,19 +105,43 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def format_validation_error(model: type[BaseModel], err: ValidationError, source: str) -> str:
-    """Turn a pydantic error into one line that names the source, the key and the fix."""
-    parts = []
+def format_validation_error(model: type[BaseModel], err: ValidationError, source: str,
+                            labels: Mapping[str, str] | None = None) -> str:
+    """Turn a pydantic error into one line that names the source, the key and the fix.
+
+    Args:
+        model: the config class that was validated.
+        err: pydantic's error.
+        source: where the data came from (a file name, ``options``).
+        labels: how to name a key the user gave as an option, e.g. ``{"tta": "--tta"}``; an error
+            at such a key reads ``--tta: must be one of 1, 2, 4, 8 (got 3)``, without ``source``.
+    """
+    labels = labels or {}
+    parts, labelled = [], True
     for e in err.errors()[:3]:
         loc = ".".join(str(x) for x in e["loc"])
+        label = labels.get(loc)
+        labelled = labelled and label is not None
         if e["type"] == "extra_forbidden":
             key = str(e["loc"][-1])
             fields = _fields_at(model, e["loc"][:-1])
             parts.append(f"unknown key '{loc}'{suggest(key, fields)}")
+        elif isinstance(e.get("input"), Mapping):  # a whole section failed a check across its keys
+            parts.append(f"{label or repr(loc)}: {_message(e)}" if loc else _message(e))
         else:
-            parts.append(f"'{loc}': {e['msg']} (got {e.get('input')!r})")
+            parts.append(f"{label or repr(loc)}: {_message(e)} (got {e.get('input')!r})")
     more = f" (+{len(err.errors()) - 3} more)" if len(err.errors()) > 3 else ""
-    return f"{source}: " + "; ".join(parts) + more
+    return ("" if labelled else f"{source}: ") + "; ".join(parts) + more
+
+
+def _message(e: Any) -> str:
+    """pydantic's message, with a choice among values as ``must be one of a, b, c`` and without the
+    ``Value error,`` of our own validators."""
+    if e["type"] == "literal_error":
+        expected = str(e.get("ctx", {}).get("expected", ""))
+        values = re.split(r", | or ", expected)
+        return "must be one of " + ", ".join(v.strip("'") for v in values)
+    return str(e["msg"]).removeprefix("Value error, ")
 
 
 def _fields_at(model: type[BaseModel], loc: tuple) -> list[str]:
@@ -80,6 +159,7 @@ def build_config(
     config_file: str | Path | None = None,
     overrides: Mapping[str, Any] | None = None,
     section: str | None = None,
+    labels: Mapping[str, str] | None = None,
 ) -> M:
     """Build ``model`` from an optional YAML file, then apply non-None ``overrides`` on top.
 
@@ -89,6 +169,7 @@ def build_config(
             only that part is used (so one file can configure several stages).
         overrides: values from the CLI; ``None`` means "not given".
         section: optional top-level key to read from the file.
+        labels: option names of the overrides for error messages (``{"tta": "--tta"}``).
     """
     data: dict[str, Any] = {}
     source = "options"
@@ -102,15 +183,16 @@ def build_config(
             data[k] = v
             if config_file is None:
                 source = "options"
-    return validate(model, data, source)
+    return validate(model, data, source, labels)
 
 
-def validate(model: type[M], data: Mapping[str, Any], source: str) -> M:
-    """``model`` from ``data``; a validation error becomes one ConfigError line naming ``source``."""
+def validate(model: type[M], data: Mapping[str, Any], source: str, labels: Mapping[str, str] | None = None) -> M:
+    """``model`` from ``data``; a validation error becomes one ConfigError line naming ``source``
+    (or the option, for keys in ``labels``)."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(format_validation_error(model, e, source)) from None
+        raise ConfigError(format_validation_error(model, e, source, labels)) from None
 
 
 def project_file(rel: str) -> Path:

@@ -122,8 +122,9 @@ def atomic_dir(final: str | Path, overwrite: bool = False, resume: bool = False)
     Args:
         final: the folder the caller wants.
         overwrite: replace an existing ``final``.
-        resume: keep an existing ``.partial`` folder (the caller resumes from it); otherwise it
-            is cleared first.
+        resume: keep an existing ``.partial`` folder (the caller resumes from it) and keep it
+            when the block fails (so the next run resumes); otherwise it is cleared first and
+            removed when the block fails.
     """
     final = Path(final)
     refuse_existing(final, overwrite)
@@ -131,5 +132,10 @@ def atomic_dir(final: str | Path, overwrite: bool = False, resume: bool = False)
     if tmp.exists() and not resume:
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
-    yield tmp
+    try:
+        yield tmp
+    except BaseException:
+        if not resume:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
     publish(tmp, final)

@@ -6,6 +6,7 @@ import typer
 
 from riotvit import __version__
 from riotvit.cli import catalog as catalog_cli
+from riotvit.cli._common import ConfigHelpCommand
 from riotvit.cli.explain import EXAMPLES as EXPLAIN_EXAMPLES
 from riotvit.cli.explain import explain_command
 from riotvit.cli.join import EXAMPLES as JOIN_EXAMPLES
@@ -21,7 +22,7 @@ from riotvit.cli.train import EVAL_EXAMPLES, TRAIN_EXAMPLES, evaluate_command, t
 
 HELP = """riotvit: riot risk mapped from space, per 672 m cell, for prevention and humanitarian planning.
 
-Pipeline: sample -> tile -> join -> train -> evaluate -> predict -> explain (see DESIGN.md).
+Pipeline: sample -> tile -> join -> train -> evaluate -> predict -> explain (see docs/design.md).
 
 Examples:
 
@@ -40,15 +41,15 @@ app = typer.Typer(
     name="riotvit", help=HELP, no_args_is_help=True, rich_markup_mode="markdown",
     pretty_exceptions_enable=False, add_completion=False,
 )
-app.command("demo", epilog=DEMO_EXAMPLES)(demo_command)
-app.command("run", epilog=RUN_EXAMPLES)(run_command)
-app.command("sample", epilog=SAMPLE_EXAMPLES)(sample_command)
-app.command("tile", epilog=TILE_EXAMPLES)(tile_command)
-app.command("join", epilog=JOIN_EXAMPLES)(join_command)
-app.command("train", epilog=TRAIN_EXAMPLES)(train_command)
-app.command("evaluate", epilog=EVAL_EXAMPLES)(evaluate_command)
-app.command("predict", epilog=PREDICT_EXAMPLES)(predict_command)
-app.command("explain", epilog=EXPLAIN_EXAMPLES)(explain_command)
+app.command("demo", epilog=DEMO_EXAMPLES, cls=ConfigHelpCommand)(demo_command)
+app.command("run", epilog=RUN_EXAMPLES, cls=ConfigHelpCommand)(run_command)
+app.command("sample", epilog=SAMPLE_EXAMPLES, cls=ConfigHelpCommand)(sample_command)
+app.command("tile", epilog=TILE_EXAMPLES, cls=ConfigHelpCommand)(tile_command)
+app.command("join", epilog=JOIN_EXAMPLES, cls=ConfigHelpCommand)(join_command)
+app.command("train", epilog=TRAIN_EXAMPLES, cls=ConfigHelpCommand)(train_command)
+app.command("evaluate", epilog=EVAL_EXAMPLES, cls=ConfigHelpCommand)(evaluate_command)
+app.command("predict", epilog=PREDICT_EXAMPLES, cls=ConfigHelpCommand)(predict_command)
+app.command("explain", epilog=EXPLAIN_EXAMPLES, cls=ConfigHelpCommand)(explain_command)
 app.add_typer(catalog_cli.app, name="catalog")
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import sys
-from collections.abc import Callable
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import typer
@@ -19,6 +19,7 @@ from rich.progress import (
     TimeElapsedColumn,
     TimeRemainingColumn,
 )
+from typer.core import TyperCommand
 
 from riotvit.errors import RiotvitError
 
@@ -49,11 +50,72 @@ def given(**values: Any) -> dict[str, Any]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def labels(values: Mapping[str, Any], prefix: str = "", **names: str) -> dict[str, str]:
+    """How config errors name the options in ``values``: ``{"crop_m": "--crop-m"}``.
+
+    Args:
+        values: the options given, keyed by config field.
+        prefix: the fields' section in the config (``optim.`` for ``optim.epochs``).
+        names: option names that differ from the field's (``riot_event_types="--riot-types"``).
+    """
+    return {prefix + k: names.get(k, "--" + k.replace("_", "-")) for k in values}
+
+
+SAMPLE = "riotvit.synth:SampleConfig"
+TILE = "riotvit.tile.plan:TileConfig"
+JOIN = "riotvit.join.stage:JoinConfig"
+TRAIN = "riotvit.train.config:TrainConfig"
+PREDICT = "riotvit.predict.plan:PredictConfig"
+EXPLAIN = "riotvit.explain.stage:ExplainConfig"
+PIPELINE = "riotvit.pipeline.spec:PipelineSpec"
+"""Config classes that document options, as ``module:Class`` (imported only to show help)."""
+
+_FROM_CONFIG = "riotvit-config-field:"
+
+
+def config_option(config: str, field: str, *param_decls: str, note: str = "", **kwargs: Any) -> Any:
+    """A ``typer.Option`` documented by a config field, so its description and default are written once.
+
+    The help text is ``StrictModel.field_help`` of the field (description, choices, default). It is
+    filled in by :class:`ConfigHelpCommand` when help is shown: the config modules, and the heavy
+    libraries some of them import, load only then, and ``import riotvit.cli`` stays light.
+
+    Args:
+        config: the config class as ``module:Class`` (``TILE``, ``TRAIN`` ...).
+        field: the field name, or a dotted path into nested configs (``optim.epochs``).
+        param_decls: option names, as for ``typer.Option``.
+        note: CLI-only text put after the description (e.g. how a list is written).
+        kwargs: passed on to ``typer.Option`` (``rich_help_panel`` ...).
+    """
+    return typer.Option(*param_decls, help=_FROM_CONFIG + json.dumps([config, field, note]), **kwargs)
+
+
+def config_field(help_text: str | None) -> tuple[type, str, str] | None:
+    """The (config class, field, note) behind a :func:`config_option`'s help; None for other options."""
+    if not help_text or not help_text.startswith(_FROM_CONFIG):
+        return None
+    config, field, note = json.loads(help_text.removeprefix(_FROM_CONFIG))
+    module, name = config.split(":")
+    return getattr(importlib.import_module(module), name), field, note
+
+
+class ConfigHelpCommand(TyperCommand):
+    """A command whose :func:`config_option` options get their help from the config when help is shown."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        for param in self.params:
+            ref = config_field(param.help)
+            if ref is not None:
+                model, field, note = ref
+                param.help = model.field_help(field, note)
+        super().format_help(ctx, formatter)
+
+
 class RichReporter:
     """A rich progress bar with a rate column (crops/s or any unit)."""
 
     def __init__(self, quiet: bool = False):
-        self.quiet = quiet or not sys.stderr.isatty() and False
+        self.quiet = quiet
         self._p: Progress | None = None
         self._task = None
         self.unit = "crops"
@@ -98,9 +160,3 @@ class RichReporter:
 def print_json(obj: Any) -> None:
     """Machine-readable output for --json."""
     out_console.print_json(json.dumps(obj, default=str))
-
-
-def existing_file(p: Path | None, what: str) -> Path | None:
-    if p is not None and not Path(p).exists():
-        raise RiotvitError(f"{p}: {what} not found; check the path")
-    return p

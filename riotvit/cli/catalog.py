@@ -8,13 +8,21 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from riotvit.cli._common import console, handle_errors, out_console, print_json
+from riotvit.cli._common import (
+    PIPELINE,
+    ConfigHelpCommand,
+    config_option,
+    console,
+    handle_errors,
+    out_console,
+    print_json,
+)
 
 app = typer.Typer(help="Browse and check the data catalog (data_catalog/*.yaml).", no_args_is_help=True)
-CatalogOpt = Annotated[Path | None, typer.Option("--catalog", help="Catalog folder. [default: ./data_catalog]")]
+CatalogOpt = Annotated[Path | None, config_option(PIPELINE, "catalog", "--catalog")]
 
 
-@app.command("list")
+@app.command("list", cls=ConfigHelpCommand)
 @handle_errors
 def list_command(catalog: CatalogOpt = None, kind: Annotated[str | None, typer.Option(help="raster|acled|census|region")] = None,
                  json_out: Annotated[bool, typer.Option("--json")] = False) -> None:
@@ -43,7 +51,7 @@ def list_command(catalog: CatalogOpt = None, kind: Annotated[str | None, typer.O
         console.print(f"[red]broken entry[/] {err}")
 
 
-@app.command("show")
+@app.command("show", cls=ConfigHelpCommand)
 @handle_errors
 def show_command(entry_id: Annotated[str, typer.Argument(help="Entry id.")], catalog: CatalogOpt = None) -> None:
     """Show one entry with its resolved path.
@@ -60,7 +68,7 @@ def show_command(entry_id: Annotated[str, typer.Argument(help="Entry id.")], cat
     print_json(d)
 
 
-@app.command("validate")
+@app.command("validate", cls=ConfigHelpCommand)
 @handle_errors
 def validate_command(catalog: CatalogOpt = None, ids: Annotated[list[str] | None, typer.Argument(help="Entries to check (default: all).")] = None,
                      strict: Annotated[bool, typer.Option("--strict", help="Also fail on entries whose file is absent.")] = False) -> None:

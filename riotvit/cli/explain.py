@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from riotvit.cli._common import handle_errors
+from riotvit.cli._common import EXPLAIN, PIPELINE, PREDICT, config_option, handle_errors
 from riotvit.cli.predict import ExplainSpec, run_predict
 
 EXAMPLES = """
@@ -28,16 +28,16 @@ def explain_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write (a prediction folder plus explanations).")],
     region_crs: Annotated[str, typer.Option(help="CRS of a bbox region.")] = "EPSG:4326",
     imagery: Annotated[list[str] | None, typer.Option(help="Imagery files or catalog ids (repeat).")] = None,
-    date: Annotated[str | None, typer.Option(help="Prediction date YYYY-MM-DD.")] = None,
-    nsamples: Annotated[int | None, typer.Option(help="Background/path samples per cell. \\[default: 16]")] = None,
-    backend: Annotated[str | None, typer.Option(help="riotvit (batched) | shap (shap.GradientExplainer). \\[default: riotvit]")] = None,
-    features: Annotated[str | None, typer.Option(help="Comma-separated metadata features to report (default: all).")] = None,
-    attention: Annotated[bool | None, typer.Option("--attention", help="Also write attention.tif (attention rollout).")] = None,
-    tta: Annotated[int | None, typer.Option(help="Views per crop for the risk scores. \\[default: 8]")] = None,
-    seed: Annotated[int | None, typer.Option(help="Seed of the SHAP samples.")] = None,
+    date: Annotated[str | None, config_option(PREDICT, "date", note="YYYY-MM-DD.")] = None,
+    nsamples: Annotated[int | None, config_option(EXPLAIN, "nsamples")] = None,
+    backend: Annotated[str | None, config_option(EXPLAIN, "backend")] = None,
+    features: Annotated[str | None, config_option(EXPLAIN, "features", note="Comma-separated.")] = None,
+    attention: Annotated[bool | None, config_option(EXPLAIN, "attention", "--attention")] = None,
+    tta: Annotated[int | None, config_option(PREDICT, "tta")] = None,
+    seed: Annotated[int | None, config_option(EXPLAIN, "seed")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Explain even a region above --max-cells.")] = False,
     config: Annotated[Path | None, typer.Option(help="YAML with 'predict:' and 'explain:' sections.")] = None,
-    catalog: Annotated[Path | None, typer.Option(help="Catalog folder.")] = None,
+    catalog: Annotated[Path | None, config_option(PIPELINE, "catalog")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing folder.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,

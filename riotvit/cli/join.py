@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from riotvit.cli._common import RichReporter, console, given, handle_errors, print_json
+from riotvit.cli._common import (
+    JOIN,
+    PIPELINE,
+    RichReporter,
+    config_option,
+    console,
+    given,
+    handle_errors,
+    labels,
+    print_json,
+)
 
 EXAMPLES = """
 Examples:
@@ -33,18 +43,18 @@ def join_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="samples.parquet to write.", rich_help_panel=P_RUN)],
     census: Annotated[str | None, typer.Option(help="Census polygons (GPKG/GeoJSON/SHP) or a catalog id.", rich_help_panel=P_CENSUS)] = None,
     population_raster: Annotated[str | None, typer.Option(help="Population raster for dasymetric interpolation (file or catalog id).", rich_help_panel=P_CENSUS)] = None,
-    extensive: Annotated[str | None, typer.Option(help="Comma-separated count columns (split by area), e.g. population,households.", rich_help_panel=P_CENSUS)] = None,
-    intensive: Annotated[str | None, typer.Option(help="Comma-separated rate/share columns (area-weighted mean).", rich_help_panel=P_CENSUS)] = None,
-    population_column: Annotated[str | None, typer.Option(help="The population column (for density).", rich_help_panel=P_CENSUS)] = None,
-    lead_days: Annotated[int | None, typer.Option(help="Days from acquisition to label-window start. \\[default: 0]", rich_help_panel=P_LABEL)] = None,
-    horizon_days: Annotated[int | None, typer.Option(help="Label-window length, days. \\[default: 365]", rich_help_panel=P_LABEL)] = None,
-    riot_types: Annotated[str | None, typer.Option(help="Comma-separated ACLED event types counted as riots. \\[default: Riots]", rich_help_panel=P_LABEL)] = None,
-    block_m: Annotated[float | None, typer.Option(help="Spatial CV block size, metres. \\[default: 5000]", rich_help_panel=P_SPLIT)] = None,
-    n_folds: Annotated[int | None, typer.Option(help="Number of spatial folds. \\[default: 5]", rich_help_panel=P_SPLIT)] = None,
-    buffer_m: Annotated[float | None, typer.Option(help="Buffer ring excluded around a test fold, metres. \\[default: crop_m]", rich_help_panel=P_SPLIT)] = None,
-    temporal_split: Annotated[str | None, typer.Option(help="YYYY-MM-DD: acquisitions before are 'past', after 'future'.", rich_help_panel=P_SPLIT)] = None,
+    extensive: Annotated[str | None, config_option(JOIN, "census.extensive", note="Comma-separated.", rich_help_panel=P_CENSUS)] = None,
+    intensive: Annotated[str | None, config_option(JOIN, "census.intensive", note="Comma-separated.", rich_help_panel=P_CENSUS)] = None,
+    population_column: Annotated[str | None, config_option(JOIN, "census.population", rich_help_panel=P_CENSUS)] = None,
+    lead_days: Annotated[int | None, config_option(JOIN, "lead_days", rich_help_panel=P_LABEL)] = None,
+    horizon_days: Annotated[int | None, config_option(JOIN, "horizon_days", rich_help_panel=P_LABEL)] = None,
+    riot_types: Annotated[str | None, config_option(JOIN, "riot_event_types", note="Comma-separated.", rich_help_panel=P_LABEL)] = None,
+    block_m: Annotated[float | None, config_option(JOIN, "block_m", rich_help_panel=P_SPLIT)] = None,
+    n_folds: Annotated[int | None, config_option(JOIN, "n_folds", rich_help_panel=P_SPLIT)] = None,
+    buffer_m: Annotated[float | None, config_option(JOIN, "buffer_m", rich_help_panel=P_SPLIT)] = None,
+    temporal_split: Annotated[str | None, config_option(JOIN, "temporal_split", note="YYYY-MM-DD.", rich_help_panel=P_SPLIT)] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with any join option (see configs/join.yaml).", rich_help_panel=P_RUN)] = None,
-    catalog: Annotated[Path | None, typer.Option(help="Catalog folder for ids. \\[default: ./data_catalog]", rich_help_panel=P_RUN)] = None,
+    catalog: Annotated[Path | None, config_option(PIPELINE, "catalog", rich_help_panel=P_RUN)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing output.", rich_help_panel=P_RUN)] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.", rich_help_panel=P_RUN)] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Also print what was assumed while reading.", rich_help_panel=P_RUN)] = False,
@@ -63,11 +73,12 @@ def join_command(
     acled_path, _ = resolve_source(acled, "acled", catalog)
     census_path, entry = (resolve_source(census, "census", catalog) if census else (None, None))
     pop_path = resolve_source(population_raster, "raster", catalog)[0] if population_raster else None
-    cfg = build_config(JoinConfig, config, given(
+    options = given(
         lead_days=lead_days, horizon_days=horizon_days, riot_event_types=_csv(riot_types), block_m=block_m,
         n_folds=n_folds, buffer_m=buffer_m,
         temporal_split=parse_date(temporal_split, "--temporal-split") if temporal_split else None,
-    ))
+    )
+    cfg = build_config(JoinConfig, config, options, labels=labels(options, riot_event_types="--riot-types"))
     cfg = with_census_roles(cfg, entry, census_path, given(extensive=_csv(extensive), intensive=_csv(intensive),
                                                            population=population_column))
     rep = RichReporter(quiet=json_out)

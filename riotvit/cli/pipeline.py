@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from riotvit.cli._common import RichReporter, console, handle_errors, out_console, print_json
+from riotvit.cli._common import (
+    SAMPLE,
+    RichReporter,
+    config_option,
+    console,
+    handle_errors,
+    out_console,
+    print_json,
+)
 
 RUN_EXAMPLES = """
 Examples:
@@ -106,7 +114,7 @@ def run_command(
 @handle_errors
 def demo_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder.")] = Path("runs/demo"),
-    size_km: Annotated[float | None, typer.Option(help="Side of the synthetic city, km. \\[default: 12]")] = None,
+    size_km: Annotated[float | None, config_option(SAMPLE, "size_km")] = None,
     from_stage: Annotated[str | None, typer.Option("--from", help="Rerun from this stage on (sample, tile, join, train, evaluate, predict).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,

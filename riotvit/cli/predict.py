@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from riotvit.cli._common import RichReporter, console, given, handle_errors, print_json
+from riotvit.cli._common import (
+    PIPELINE,
+    PREDICT,
+    RichReporter,
+    config_option,
+    console,
+    given,
+    handle_errors,
+    labels,
+    print_json,
+)
 
 EXAMPLES = """
 Examples:
@@ -32,20 +42,20 @@ def predict_command(
     region_crs: Annotated[str, typer.Option(help="CRS of a bbox region.", rich_help_panel=P_IN)] = "EPSG:4326",
     imagery: Annotated[list[str] | None, typer.Option(help="Imagery files or catalog ids (repeat); default: catalog rasters covering the region.", rich_help_panel=P_IN)] = None,
     bands: Annotated[str | None, typer.Option(help="Comma-separated band names of the imagery.", rich_help_panel=P_IN)] = None,
-    date: Annotated[str | None, typer.Option(help="Prediction date YYYY-MM-DD. \\[default: the imagery's acquisition date]", rich_help_panel=P_IN)] = None,
+    date: Annotated[str | None, config_option(PREDICT, "date", note="YYYY-MM-DD.", rich_help_panel=P_IN)] = None,
     acled: Annotated[str | None, typer.Option(help="ACLED export for history features (default: the one the model was trained with).", rich_help_panel=P_META)] = None,
     census: Annotated[str | None, typer.Option(help="Census layer (default: the one the model was trained with).", rich_help_panel=P_META)] = None,
     population_raster: Annotated[str | None, typer.Option(help="Population raster for dasymetric census values.", rich_help_panel=P_META)] = None,
-    metadata: Annotated[str | None, typer.Option(help="auto | none (treat metadata as missing). \\[default: auto]", rich_help_panel=P_META)] = None,
-    overlap: Annotated[float | None, typer.Option(help="Crop overlap 0..1; overlapping predictions are averaged. \\[default: the model's]", rich_help_panel=P_RUN)] = None,
-    tta: Annotated[int | None, typer.Option(help="Views per crop: 1, 2, 4 or 8 (spread = uncertainty). \\[default: 8]", rich_help_panel=P_RUN)] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Crops per forward pass. \\[default: 256]", rich_help_panel=P_RUN)] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda.", rich_help_panel=P_RUN)] = None,
-    max_cells: Annotated[int | None, typer.Option(help="Refuse larger regions unless --yes. \\[default: 200000]", rich_help_panel=P_RUN)] = None,
+    metadata: Annotated[str | None, config_option(PREDICT, "metadata", rich_help_panel=P_META)] = None,
+    overlap: Annotated[float | None, config_option(PREDICT, "overlap", rich_help_panel=P_RUN)] = None,
+    tta: Annotated[int | None, config_option(PREDICT, "tta", rich_help_panel=P_RUN)] = None,
+    batch_size: Annotated[int | None, config_option(PREDICT, "batch_size", rich_help_panel=P_RUN)] = None,
+    device: Annotated[str | None, config_option(PREDICT, "device", rich_help_panel=P_RUN)] = None,
+    max_cells: Annotated[int | None, config_option(PREDICT, "max_cells", rich_help_panel=P_RUN)] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Also write SHAP drivers and drivers.tif (see riotvit explain).", rich_help_panel=P_RUN)] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Predict even a region above --max-cells.", rich_help_panel=P_RUN)] = False,
     config: Annotated[Path | None, typer.Option(help="YAML with any predict option.", rich_help_panel=P_RUN)] = None,
-    catalog: Annotated[Path | None, typer.Option(help="Catalog folder. \\[default: ./data_catalog]", rich_help_panel=P_RUN)] = None,
+    catalog: Annotated[Path | None, config_option(PIPELINE, "catalog", rich_help_panel=P_RUN)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing prediction folder.", rich_help_panel=P_RUN)] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.", rich_help_panel=P_RUN)] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.", rich_help_panel=P_RUN)] = False,
@@ -82,7 +92,7 @@ def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, 
     refuse_existing(out, overwrite, "prediction folder")
     if date:
         overrides["date"] = parse_date(date, "--date")
-    cfg = build_config(PredictConfig, config, overrides, section="predict")
+    cfg = build_config(PredictConfig, config, overrides, section="predict", labels=labels(overrides))
     reg = resolve_region(region, region_crs, catalog)
     specs = raster_specs(imagery, catalog) if imagery else None
     ac = resolve_source(acled, "acled", catalog)[0] if acled else None
@@ -93,7 +103,8 @@ def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, 
     if explain is not None:
         from riotvit.explain.stage import ExplainConfig, Explainer
 
-        explainer = Explainer(model, build_config(ExplainConfig, config, explain.kw, section="explain"))
+        explainer = Explainer(model, build_config(ExplainConfig, config, explain.kw, section="explain",
+                                                  labels=labels(explain.kw)))
     res = predict(model, reg, out, cfg, imagery=specs, bands=band_list, acled=ac, census=ce, population_raster=pop,
                   catalog=catalog, overwrite=overwrite, yes=yes, reporter=RichReporter(quiet=quiet or json_out),
                   explain=explainer)

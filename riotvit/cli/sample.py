@@ -7,7 +7,15 @@ from typing import Annotated
 
 import typer
 
-from riotvit.cli._common import console, given, handle_errors, print_json
+from riotvit.cli._common import (
+    SAMPLE,
+    config_option,
+    console,
+    given,
+    handle_errors,
+    labels,
+    print_json,
+)
 
 EXAMPLES = """
 Examples:
@@ -21,9 +29,9 @@ Examples:
 @handle_errors
 def sample_command(
     out: Annotated[Path, typer.Option("--out", "-o", help="Folder to write the sample into.")] = Path("data/sample"),
-    seed: Annotated[int | None, typer.Option(help="Random seed (same seed, same files). [default: 7]")] = None,
-    size_km: Annotated[float | None, typer.Option(help="Side of the city image, km. [default: 12]")] = None,
-    image_date: Annotated[str | None, typer.Option(help="Image acquisition date. [default: 2022-06-15]")] = None,
+    seed: Annotated[int | None, config_option(SAMPLE, "seed")] = None,
+    size_km: Annotated[float | None, config_option(SAMPLE, "size_km")] = None,
+    image_date: Annotated[str | None, config_option(SAMPLE, "image_date", note="YYYY-MM-DD.")] = None,
     config: Annotated[Path | None, typer.Option(help="YAML with any of these options.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing sample folder.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
@@ -36,7 +44,8 @@ def sample_command(
     from riotvit.config import build_config
     from riotvit.synth import SampleConfig, generate_sample
 
-    cfg = build_config(SampleConfig, config, given(seed=seed, size_km=size_km, image_date=image_date))
+    options = given(seed=seed, size_km=size_km, image_date=image_date)
+    cfg = build_config(SampleConfig, config, options, labels=labels(options))
     with console.status("generating the synthetic city"):
         res = generate_sample(out, cfg, overwrite=overwrite)
     if json_out:

@@ -8,7 +8,18 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from riotvit.cli._common import RichReporter, console, given, handle_errors, out_console, print_json
+from riotvit.cli._common import (
+    PIPELINE,
+    TILE,
+    RichReporter,
+    config_option,
+    console,
+    given,
+    handle_errors,
+    labels,
+    out_console,
+    print_json,
+)
 
 EXAMPLES = """
 Examples:
@@ -32,19 +43,19 @@ def tile_command(
     rasters: Annotated[list[str], typer.Argument(help="GeoTIFF/COG files or catalog raster ids.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Tile set folder to write.", rich_help_panel=PANEL_RUN)],
     config: Annotated[Path | None, typer.Option(help="YAML with any of the options below (CLI wins).", rich_help_panel=PANEL_RUN)] = None,
-    crop_m: Annotated[float | None, typer.Option(help="Crop side on the ground, metres. [default: 672]", rich_help_panel=PANEL_GRID)] = None,
-    crop_px: Annotated[int | None, typer.Option(help="Crop side in pixels (GSD = crop_m/crop_px). [default: 224]", rich_help_panel=PANEL_GRID)] = None,
-    stride_m: Annotated[float | None, typer.Option(help="Distance between crop origins, metres. [default: crop_m]", rich_help_panel=PANEL_GRID)] = None,
-    overlap: Annotated[float | None, typer.Option(help="Overlap between neighbouring crops, 0..1 (e.g. 0.5).", rich_help_panel=PANEL_GRID)] = None,
-    crs: Annotated[str | None, typer.Option(help="Metric CRS of the grid, e.g. EPSG:32637. [default: raster's own if metric, else its UTM zone]", rich_help_panel=PANEL_GRID)] = None,
-    min_valid: Annotated[float | None, typer.Option(help="Drop crops with a smaller share of valid pixels. [default: 0.5]", rich_help_panel=PANEL_GRID)] = None,
-    resampling: Annotated[str | None, typer.Option(help="nearest|bilinear|cubic|average|... [default: bilinear]", rich_help_panel=PANEL_IN)] = None,
-    categorical: Annotated[bool | None, typer.Option("--categorical", help="Rasters hold classes: resample with nearest.", rich_help_panel=PANEL_IN)] = None,
-    bands: Annotated[str | None, typer.Option(help="Comma-separated band names, e.g. blue,green,red,nir.", rich_help_panel=PANEL_IN)] = None,
-    date: Annotated[str | None, typer.Option(help="Acquisition date YYYY-MM-DD (default: catalog or raster tags).", rich_help_panel=PANEL_IN)] = None,
-    catalog: Annotated[Path | None, typer.Option(help="Catalog folder for raster ids. [default: ./data_catalog]", rich_help_panel=PANEL_IN)] = None,
-    write_geotiffs: Annotated[bool | None, typer.Option("--write-geotiffs", help="Also write each crop as a GeoTIFF (geotiffs/).", rich_help_panel=PANEL_RUN)] = None,
-    block_crops: Annotated[int | None, typer.Option(help="Crops per side of a processing block (memory bound). [default: 32]", rich_help_panel=PANEL_RUN)] = None,
+    crop_m: Annotated[float | None, config_option(TILE, "crop_m", rich_help_panel=PANEL_GRID)] = None,
+    crop_px: Annotated[int | None, config_option(TILE, "crop_px", rich_help_panel=PANEL_GRID)] = None,
+    stride_m: Annotated[float | None, config_option(TILE, "stride_m", rich_help_panel=PANEL_GRID)] = None,
+    overlap: Annotated[float | None, config_option(TILE, "overlap", rich_help_panel=PANEL_GRID)] = None,
+    crs: Annotated[str | None, config_option(TILE, "crs", rich_help_panel=PANEL_GRID)] = None,
+    min_valid: Annotated[float | None, config_option(TILE, "min_valid", rich_help_panel=PANEL_GRID)] = None,
+    resampling: Annotated[str | None, config_option(TILE, "resampling", rich_help_panel=PANEL_IN)] = None,
+    categorical: Annotated[bool | None, config_option(TILE, "categorical", "--categorical", rich_help_panel=PANEL_IN)] = None,
+    bands: Annotated[str | None, config_option(TILE, "bands", note="Comma-separated, e.g. blue,green,red,nir.", rich_help_panel=PANEL_IN)] = None,
+    date: Annotated[str | None, config_option(TILE, "date", rich_help_panel=PANEL_IN)] = None,
+    catalog: Annotated[Path | None, config_option(PIPELINE, "catalog", rich_help_panel=PANEL_IN)] = None,
+    write_geotiffs: Annotated[bool | None, config_option(TILE, "write_geotiffs", "--write-geotiffs", rich_help_panel=PANEL_RUN)] = None,
+    block_crops: Annotated[int | None, config_option(TILE, "block_crops", rich_help_panel=PANEL_RUN)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing, different tile set.", rich_help_panel=PANEL_RUN)] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the grid (crop count, CRS, GSD, extent) without reading pixels.", rich_help_panel=PANEL_RUN)] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.", rich_help_panel=PANEL_RUN)] = False,
@@ -63,12 +74,10 @@ def tile_command(
 
     band_list = [b.strip() for b in bands.split(",")] if bands else None
     d = parse_date(date, "--date") if date else None
-    cfg = build_config(
-        TileConfig, config,
-        given(crop_m=crop_m, crop_px=crop_px, stride_m=stride_m, overlap=overlap, crs=crs, min_valid=min_valid,
-              resampling=resampling, categorical=categorical, bands=band_list, date=d,
-              write_geotiffs=write_geotiffs, block_crops=block_crops),
-    )
+    options = given(crop_m=crop_m, crop_px=crop_px, stride_m=stride_m, overlap=overlap, crs=crs, min_valid=min_valid,
+                    resampling=resampling, categorical=categorical, bands=band_list, date=d,
+                    write_geotiffs=write_geotiffs, block_crops=block_crops)
+    cfg = build_config(TileConfig, config, options, labels=labels(options))
     specs = raster_specs(rasters, catalog)
     if dry_run:
         plan = plan_tiles(specs, cfg.model_copy(update={"checksum": False}))

@@ -7,7 +7,17 @@ from typing import Annotated
 
 import typer
 
-from riotvit.cli._common import RichReporter, console, given, handle_errors, out_console, print_json
+from riotvit.cli._common import (
+    TRAIN,
+    RichReporter,
+    config_option,
+    console,
+    given,
+    handle_errors,
+    labels,
+    out_console,
+    print_json,
+)
 
 TRAIN_EXAMPLES = """
 Examples:
@@ -34,14 +44,14 @@ def train_command(
     samples: Annotated[Path, typer.Argument(help="samples.parquet (riotvit join).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for the model bundle.")],
     config: Annotated[Path | None, typer.Option(help="YAML TrainConfig (configs/train_tiny.yaml, configs/train_default.yaml).")] = None,
-    backbone: Annotated[str | None, typer.Option(help="timm model name. \\[default: vit_small_patch16_224]")] = None,
-    fusion: Annotated[str | None, typer.Option(help="late | film | token | none. \\[default: late]")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Maximum epochs.")] = None,
-    batch_size: Annotated[int | None, typer.Option(help="Crops per batch.")] = None,
-    lr: Annotated[float | None, typer.Option(help="Peak learning rate.")] = None,
-    device: Annotated[str | None, typer.Option(help="auto | cpu | cuda.")] = None,
-    pretrained: Annotated[Path | None, typer.Option(help="Local timm/safetensors weights for the backbone (never downloaded).")] = None,
-    seed: Annotated[int | None, typer.Option(help="Random seed.")] = None,
+    backbone: Annotated[str | None, config_option(TRAIN, "model.backbone")] = None,
+    fusion: Annotated[str | None, config_option(TRAIN, "model.fusion")] = None,
+    epochs: Annotated[int | None, config_option(TRAIN, "optim.epochs")] = None,
+    batch_size: Annotated[int | None, config_option(TRAIN, "data.batch_size")] = None,
+    lr: Annotated[float | None, config_option(TRAIN, "optim.lr")] = None,
+    device: Annotated[str | None, config_option(TRAIN, "device")] = None,
+    pretrained: Annotated[Path | None, config_option(TRAIN, "model.pretrained_path")] = None,
+    seed: Annotated[int | None, config_option(TRAIN, "seed")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
@@ -50,22 +60,24 @@ def train_command(
 
     Evaluation holds out spatial blocks (the samples table's test fold), calibrates on the validation fold and compares with the prevalence and a history-plus-census scikit-learn baseline on the same rows. Writes model.safetensors, bundle.json, metrics.json/.md, history.csv/.png, reliability.png, background samples and model_card.md. An interrupted run resumes from its last epoch when rerun.
     """
-    from riotvit.config import build_config
+    from riotvit.config import build_config, validate
     from riotvit.train.config import TrainConfig
     from riotvit.train.trainer import train
 
-    cfg = build_config(TrainConfig, config, given(seed=seed, device=device))
-    upd = {}
-    m = given(backbone=backbone, fusion=fusion, pretrained_path=str(pretrained) if pretrained else None)
-    if m:
-        upd["model"] = cfg.model.model_copy(update=m)
-    o = given(epochs=epochs, lr=lr)
-    if o:
-        upd["optim"] = cfg.optim.model_copy(update=o)
-    if batch_size:
-        upd["data"] = cfg.data.model_copy(update={"batch_size": batch_size})
-    if upd:
-        cfg = TrainConfig.model_validate({**cfg.model_dump(), **{k: v.model_dump() for k, v in upd.items()}})
+    options = given(seed=seed, device=device)
+    cfg = build_config(TrainConfig, config, options, labels=labels(options))
+    sections = {
+        "model": given(backbone=backbone, fusion=fusion, pretrained_path=str(pretrained) if pretrained else None),
+        "optim": given(epochs=epochs, lr=lr),
+        "data": given(batch_size=batch_size),
+    }
+    if any(sections.values()):
+        data = cfg.model_dump()
+        names: dict[str, str] = {}
+        for section, values in sections.items():
+            data[section].update(values)
+            names.update(labels(values, f"{section}.", pretrained_path="--pretrained"))
+        cfg = validate(TrainConfig, data, "options", names)
     res = train(tileset, samples, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out))
     if json_out:
         print_json(res.metrics)

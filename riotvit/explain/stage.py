@@ -23,7 +23,7 @@ from riotvit.errors import ConfigError, suggest
 from riotvit.explain.attention import attention_rollout
 from riotvit.explain.gradients import Attributions, expected_gradients
 from riotvit.explain.plots import shap_bar, shap_beeswarm
-from riotvit.publish.patches import PatchRaster
+from riotvit.publish.mosaic import PatchRaster
 from riotvit.publish.qgis_project import LayerSpec
 from riotvit.publish.styles import driver_raster_qml, raster_pseudocolor_qml, write_style
 from riotvit.train.bundle import Bundle
@@ -49,7 +49,7 @@ class Explainer:
         self.cfg = config or ExplainConfig()
         self.bundle = Bundle.open(model)
         bg = self.bundle.background()  # raises a clear BundleError when missing
-        self.names = list(self.bundle.meta["features"]["names"])
+        self.names = list(self.bundle.meta.features.names)
         if self.cfg.features:
             unknown = [f for f in self.cfg.features if f not in self.names]
             if unknown:

@@ -1,4 +1,4 @@
-"""Spatial block cross-validation folds with a buffer ring, and an optional temporal split.
+"""Spatial block cross-validation folds with a buffer ring, and optional past / future labels.
 
 Crops are grouped into square blocks of ``block_m`` metres anchored on the grid CRS origin (like
 the crop grid itself, so a crop's block never depends on the extent), and blocks are dealt to
@@ -85,7 +85,10 @@ def default_split(folds: np.ndarray, near: np.ndarray, test_fold: int = 0, val_f
     return split
 
 
-def temporal_split(dates: pd.Series, split_date: dt.date) -> np.ndarray:
-    """'past' for acquisitions before ``split_date``, else 'future'."""
+def time_split_labels(dates: pd.Series, split_date: dt.date) -> np.ndarray:
+    """The ``time_split`` column: 'past' for acquisitions before ``split_date``, else 'future'.
+
+    :func:`riotvit.train.splits.temporal_split` turns that column into a train / test split.
+    """
     d = pd.to_datetime(dates).dt.date
     return np.where(d < split_date, "past", "future").astype(object)

@@ -11,33 +11,36 @@ the Parquet file's metadata under the key ``riotvit``.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, model_validator
 from pyproj import Transformer
 
-from riotvit import __version__
 from riotvit.config import StrictModel
-from riotvit.errors import ConfigError, EventsError, SamplesError
-from riotvit.io import atomic_file, refuse_existing
+from riotvit.errors import ConfigError, EventsError
+from riotvit.io import file_sha256
 from riotvit.join.census import CensusConfig, interpolate_to_crops, read_census
 from riotvit.join.events.acled import AcledConfig, AcledReport, read_acled
 from riotvit.join.events.labels import LabelSpec, build_history, build_targets
-from riotvit.join.folds import assign_folds, default_split, near_folds, temporal_split
-from riotvit.progress import NullReporter, Reporter
+from riotvit.join.folds import assign_folds, default_split, near_folds, time_split_labels
+from riotvit.join.samples import (
+    META_KEY,
+    SAMPLES_FORMAT,
+    SAMPLES_FORMAT_VERSION,
+    SamplesMeta,
+    open_samples,
+    read_samples,
+    write_samples,
+)
+from riotvit.progress import Reporter
+from riotvit.stage import start_stage
 from riotvit.tile.tileset import TileSet
 
-SAMPLES_FORMAT = "riotvit-samples"
-SAMPLES_FORMAT_VERSION = 1
-META_KEY = b"riotvit"
+__all__ = ["META_KEY", "SAMPLES_FORMAT", "SAMPLES_FORMAT_VERSION", "JoinConfig", "JoinResult", "SamplesMeta",
+           "census_features", "join", "open_samples", "project_events", "read_samples", "with_census_roles"]
 
 
 class JoinConfig(StrictModel):
@@ -119,14 +122,6 @@ class JoinResult:
         return lines
 
 
-def _sha256(p: Path) -> str:
-    h = hashlib.sha256()
-    with open(p, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 22), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def project_events(events: pd.DataFrame, epsg: int) -> pd.DataFrame:
     """Add ``x``, ``y`` in the grid CRS to an ACLED table (lon/lat WGS 84)."""
     tr = Transformer.from_crs(4326, epsg, always_xy=True)
@@ -161,7 +156,7 @@ def census_features(
     cgdf, crep = read_census(census, cfg.census)
     vals = interpolate_to_crops(cgdf, crops, cfg.census, population_raster, crep, grid=grid)
     out = vals.reindex(rows["crop_id"]).set_index(rows.index).astype("float32")
-    meta = {"path": str(census), "sha256": _sha256(Path(census)), "method": crep.method,
+    meta = {"path": str(census), "sha256": file_sha256(census), "method": crep.method,
             "columns": crep.columns, "coverage": crep.coverage,
             "population_raster": str(population_raster) if population_raster else None}
     return out, crep.lines(), meta, list(crep.warnings)
@@ -186,25 +181,74 @@ def join(
         CensusError: census file or columns unusable.
         OutputExistsError: ``out`` exists and ``overwrite`` is False.
     """
-
-    cfg = config or JoinConfig()
-    rep = reporter or NullReporter()
-    out = Path(out)
-    refuse_existing(out, overwrite, "samples table")
-    t0 = time.perf_counter()
+    st = start_stage(config, JoinConfig, out, reporter, overwrite=overwrite, what="samples table")
+    cfg = st.cfg
     ts = TileSet.open(tileset)
-    grid = ts.grid
     tiles = ts.tiles.drop(columns="geometry").reset_index(drop=True)
     tiles["date"] = pd.to_datetime(tiles["date"])
-    warnings: list[str] = []
+    ev = _read_events(acled, ts, tiles, cfg)
+    st.rep.log(f"events: {len(ev.events):,} read from {Path(acled).name} ({ev.report.variant})")
+    samples, census_lines, census_meta, warnings = _samples_table(ts, tiles, ev, census, cfg, population_raster)
+    warnings = ev.warnings + warnings
+    features = [c for c in samples.columns if c.startswith(("census_", "hist_")) and c != "census_coverage"]
+    # census_coverage says how much of a crop the census covers: a data-quality column, not a driver
+    target_cols = cfg.label_spec().target_columns()
+    positives = {c: int((samples[c] > 0).sum()) for c in target_cols}
+    if positives["riot"] == 0:
+        warnings.append("no crop has a riot in its label window: check the riot types, dates and area")
+    counts = ev.counts(cfg.label_spec())
+    meta = samples_meta(ts, acled, ev, counts, census_meta, cfg, features, target_cols, warnings)
+    write_samples(samples, meta, st.out)
+    folds = samples["fold"].to_numpy()
+    fold_counts = {int(k): int(v) for k, v in zip(*np.unique(folds, return_counts=True))}
+    return JoinResult(st.out, len(samples), positives, features, target_cols, counts, ev.report, census_lines,
+                      fold_counts, st.elapsed(), warnings)
 
+
+@dataclass
+class _Events:
+    """The ACLED events of a join, in the grid CRS, with the label windows they must cover."""
+
+    events: pd.DataFrame
+    report: AcledReport
+    near_area: np.ndarray  # events within reach of the tile set
+    dates: list  # acquisition dates
+    windows: list[tuple[pd.Timestamp, pd.Timestamp]]  # label window per date
+    warnings: list[str]
+
+    def counts(self, spec: LabelSpec) -> dict[str, int]:
+        """What happened to the export's events: read, skipped, excluded, out of area or time, used."""
+        ev, arep = self.events, self.report
+        in_time = np.zeros(len(ev), dtype=bool)
+        ed = ev["event_date"]
+        reach = pd.Timedelta(days=max(max(spec.history_days), spec.since_cap_days))
+        for d, (_, w1) in zip(self.dates, self.windows):
+            in_time |= ((ed >= d - reach) & (ed < w1)).to_numpy()
+        excl = ev["label_excluded"].to_numpy()
+        counts = {"read": arep.n_rows, "skipped while reading": arep.n_rows - arep.n_valid,
+                  "excluded (precision)": int(ev["label_excluded"].sum()),
+                  "outside the area": int((~self.near_area & ~excl).sum()),
+                  "outside the time windows": int((self.near_area & ~in_time & ~excl).sum()),
+                  "used": int((self.near_area & in_time & ~excl).sum())}
+        for reason, n in arep.skipped.items():
+            counts[f"skipped: {reason}"] = n
+        return counts
+
+
+def _read_events(acled: str | Path, ts: TileSet, tiles: pd.DataFrame, cfg: JoinConfig) -> _Events:
+    """Read and project the export; check it meets the tile set in space and the label windows in time.
+
+    Raises:
+        EventsError: no usable events, none near the tile set, or none in the label windows.
+    """
+    grid = ts.grid
     events, arep = read_acled(acled, cfg.acled)
     if events.empty:
         raise EventsError(f"{acled}: no usable events ({arep.n_rows} rows, all skipped); see the reasons with riotvit join -v")
     events = project_events(events, grid.epsg)
     spec = cfg.label_spec()
     rmax = max(max(spec.radii_m), max(cfg.acled.geo_precision_radius_m.values(), default=0.0))
-    ext = ts.info["extent"]
+    ext = ts.info.extent
     near_area = (events["x"].between(ext[0] - rmax, ext[2] + rmax) & events["y"].between(ext[1] - rmax, ext[3] + rmax)).to_numpy()
     if not near_area.any():
         eb = (events["longitude"].min(), events["latitude"].min(), events["longitude"].max(), events["latitude"].max())
@@ -213,15 +257,26 @@ def join(
             f"(tile set: {_lonlat_extent(ext, grid.epsg)}; events: lon {eb[0]:.3f}..{eb[2]:.3f}, lat {eb[1]:.3f}..{eb[3]:.3f}); "
             "give the ACLED export for this area, or tile imagery of the events' area"
         )
-    emin, emax = events["event_date"].min(), events["event_date"].max()
     dates = sorted(tiles["date"].unique())
     win = [(d + pd.Timedelta(days=spec.lead_days), d + pd.Timedelta(days=spec.lead_days + spec.horizon_days)) for d in dates]
+    warnings = _window_warnings(acled, events, dates, win, spec)
+    return _Events(events, arep, near_area, dates, win, warnings)
+
+
+def _window_warnings(acled: str | Path, events: pd.DataFrame, dates: list, win: list, spec: LabelSpec) -> list[str]:
+    """Warnings for label and history windows the export only partly covers.
+
+    Raises:
+        EventsError: every label window lies outside the export's dates.
+    """
+    emin, emax = events["event_date"].min(), events["event_date"].max()
     if all(w1 <= emin or w0 > emax for w0, w1 in win):
         raise EventsError(
             f"{acled}: the label windows ({', '.join(f'{a:%Y-%m-%d}..{b:%Y-%m-%d}' for a, b in win)}) lie outside the "
             f"export's dates ({emin:%Y-%m-%d}..{emax:%Y-%m-%d}); use an export covering the year after the imagery, "
             "or imagery acquired within the export's period"
         )
+    warnings = []
     for (w0, w1), d in zip(win, dates):
         if w1 > emax + pd.Timedelta(days=1):
             warnings.append(
@@ -234,23 +289,26 @@ def join(
                 f"history window from {h0:%Y-%m-%d} starts before the export's first event ({emin:%Y-%m-%d}): "
                 "history features undercount"
             )
+    return warnings
 
-    rep.log(f"events: {len(events):,} read from {Path(acled).name} ({arep.variant})")
-    local = events[near_area]  # far-away events touch no crop (and may not even project)
+
+def _samples_table(ts: TileSet, tiles: pd.DataFrame, ev: _Events, census: str | Path | None, cfg: JoinConfig,
+                   population_raster: str | Path | None) -> tuple[pd.DataFrame, list[str], dict, list[str]]:
+    """One row per crop and date: position, census and history features, targets, folds and splits.
+
+    Returns:
+        (the table, census report lines, census provenance, census warnings).
+    """
+    grid, spec = ts.grid, cfg.label_spec()
+    local = ev.events[ev.near_area]  # far-away events touch no crop (and may not even project)
     targets = build_targets(tiles, local, grid, spec)
     history = build_history(tiles, local, grid, spec)
-
-    census_df, census_lines, census_meta, cw = census_features(
+    census_df, census_lines, census_meta, warnings = census_features(
         tiles, ts.tiles.drop_duplicates("crop_id")[["crop_id", "col", "row", "geometry"]], grid, census, cfg,
         population_raster)
-    warnings += cw
-
     cols, rows = tiles["col"].to_numpy(), tiles["row"].to_numpy()
     folds = assign_folds(grid, cols, rows, cfg.block_m, cfg.n_folds, cfg.fold_seed)
-    buffer_m = grid.crop_m if cfg.buffer_m is None else cfg.buffer_m
-    near = near_folds(grid, cols, rows, folds, buffer_m)
-    split = default_split(folds, near, cfg.test_fold, cfg.val_fold)
-
+    near = near_folds(grid, cols, rows, folds, _buffer_m(ts, cfg))
     samples = pd.DataFrame({
         "crop_id": tiles["crop_id"],
         "date": tiles["date"].dt.date,
@@ -265,68 +323,34 @@ def join(
     samples = pd.concat([samples, census_df, history, targets], axis=1)
     samples["fold"] = folds
     samples["near_folds"] = near
-    samples["split"] = split
+    samples["split"] = default_split(folds, near, cfg.test_fold, cfg.val_fold)
     if cfg.temporal_split is not None:
-        samples["time_split"] = temporal_split(samples["date"], cfg.temporal_split)
-    # census_coverage says how much of a crop the census covers: a data-quality column, not a driver
-    features = [c for c in samples.columns if c.startswith(("census_", "hist_")) and c != "census_coverage"]
-    target_cols = spec.target_columns()
-    positives = {c: int((samples[c] > 0).sum()) for c in target_cols}
-    if positives["riot"] == 0:
-        warnings.append("no crop has a riot in its label window: check the riot types, dates and area")
-
-    n_excl = int(events["label_excluded"].sum())
-    in_time = np.zeros(len(events), dtype=bool)
-    ed = events["event_date"]
-    for d, (_, w1) in zip(dates, win):
-        in_time |= ((ed >= d - pd.Timedelta(days=max(max(spec.history_days), spec.since_cap_days))) & (ed < w1)).to_numpy()
-    excl = events["label_excluded"].to_numpy()
-    ev_counts = {"read": arep.n_rows, "skipped while reading": arep.n_rows - arep.n_valid,
-                 "excluded (precision)": n_excl,
-                 "outside the area": int((~near_area & ~excl).sum()),
-                 "outside the time windows": int((near_area & ~in_time & ~excl).sum()),
-                 "used": int((near_area & in_time & ~excl).sum())}
-    for reason, n in arep.skipped.items():
-        ev_counts[f"skipped: {reason}"] = n
-
-    meta = {
-        "format": SAMPLES_FORMAT, "format_version": SAMPLES_FORMAT_VERSION, "riotvit_version": __version__,
-        "tileset": {"path": str(ts.path), "signature": ts.info["signature"], "n_crops": len(ts), "grid": grid.to_dict(),
-                    "bands": ts.bands},
-        "acled": {"path": str(acled), "sha256": _sha256(Path(acled)), "variant": arep.variant,
-                  "date_range": [f"{emin:%Y-%m-%d}", f"{emax:%Y-%m-%d}"], "assumptions": arep.assumptions,
-                  "events": ev_counts},
-        "census": census_meta,
-        "config": cfg.model_dump(mode="json"),
-        "features": features, "targets": target_cols,
-        "type_counts": [c for c in target_cols if c.startswith("count_")],
-        "label_windows": [[f"{a:%Y-%m-%d}", f"{b:%Y-%m-%d}"] for a, b in win],
-        "folds": {"n": cfg.n_folds, "block_m": cfg.block_m, "buffer_m": buffer_m, "seed": cfg.fold_seed,
-                  "test_fold": cfg.test_fold, "val_fold": cfg.val_fold},
-        "warnings": warnings,
-    }
-    table = pa.Table.from_pandas(samples, preserve_index=False)
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta).encode()})
-    with atomic_file(out, overwrite=True) as tmp:
-        pq.write_table(table, tmp)
-    fold_counts = {int(k): int(v) for k, v in zip(*np.unique(folds, return_counts=True))}
-    return JoinResult(out, len(samples), positives, features, target_cols, ev_counts, arep, census_lines,
-                      fold_counts, time.perf_counter() - t0, warnings)
+        samples["time_split"] = time_split_labels(samples["date"], cfg.temporal_split)
+    return samples, census_lines, census_meta, warnings
 
 
-def read_samples(path: str | Path) -> tuple[pd.DataFrame, dict]:
-    """Read ``samples.parquet`` and its riotvit metadata."""
-    p = Path(path)
-    if not p.is_file():
-        raise SamplesError(f"{p}: samples table not found; make it with riotvit join")
-    try:
-        pf = pq.read_table(p)
-    except Exception as e:  # not Parquet, truncated
-        raise SamplesError(f"{p}: not a readable Parquet file ({str(e).splitlines()[0]}); rerun riotvit join") from None
-    raw = (pf.schema.metadata or {}).get(META_KEY)
-    if raw is None:
-        raise SamplesError(f"{p}: not a riotvit samples table (no riotvit metadata); make it with riotvit join")
-    meta = json.loads(raw)
-    if meta.get("format") != SAMPLES_FORMAT or int(meta.get("format_version", 0)) > SAMPLES_FORMAT_VERSION:
-        raise SamplesError(f"{p}: samples format {meta.get('format_version')} is newer than this riotvit reads; rerun join")
-    return pf.to_pandas(), meta
+def _buffer_m(ts: TileSet, cfg: JoinConfig) -> float:
+    """The buffer ring around test folds: the config's, else one crop."""
+    return ts.grid.crop_m if cfg.buffer_m is None else cfg.buffer_m
+
+
+def samples_meta(ts: TileSet, acled: str | Path, ev: _Events, counts: dict[str, int], census_meta: dict,
+                 cfg: JoinConfig, features: list[str], targets: list[str], warnings: list[str]) -> SamplesMeta:
+    """The samples table's metadata: inputs with checksums, label definition, features and folds."""
+    emin, emax = ev.events["event_date"].min(), ev.events["event_date"].max()
+    return SamplesMeta.build(
+        tileset={"path": str(ts.path), "signature": ts.info.signature, "n_crops": len(ts), "grid": ts.grid.to_dict(),
+                 "bands": ts.bands},
+        acled={"path": str(acled), "sha256": file_sha256(acled), "variant": ev.report.variant,
+               "date_range": [f"{emin:%Y-%m-%d}", f"{emax:%Y-%m-%d}"], "assumptions": ev.report.assumptions,
+               "events": counts},
+        census=census_meta,
+        config=cfg.model_dump(mode="json"),
+        features=features,
+        targets=targets,
+        type_counts=[c for c in targets if c.startswith("count_")],
+        label_windows=[[f"{a:%Y-%m-%d}", f"{b:%Y-%m-%d}"] for a, b in ev.windows],
+        folds={"n": cfg.n_folds, "block_m": cfg.block_m, "buffer_m": _buffer_m(ts, cfg), "seed": cfg.fold_seed,
+               "test_fold": cfg.test_fold, "val_fold": cfg.val_fold},
+        warnings=warnings,
+    )

@@ -90,9 +90,9 @@ def run_pipeline(
     t0 = time.perf_counter()
     for name in names:
         forced = forced or name == from_stage
-        plan = PLANS[name](pipe)
-        key, hashes = man.key(name, plan.config, plan.inputs)
-        if not forced and man.fresh(name, key, plan.outputs):
+        call = PLANS[name](pipe)
+        key, hashes = man.key(name, call.config, call.inputs)
+        if not forced and man.fresh(name, key, call.outputs):
             records.append(StageRecord(name, "skipped", 0.0, man.data["stages"][name].get("summary", {})))
             if on_stage:
                 on_stage(name, "skip")
@@ -102,8 +102,8 @@ def run_pipeline(
         man.forget(name)
         man.save()
         t = time.perf_counter()
-        summary = plan.run(reporter(name) if reporter else NullReporter())
+        summary = call.run(reporter(name) if reporter else NullReporter())
         sec = time.perf_counter() - t
-        man.record(name, key, plan.config, hashes, plan.outputs, sec, summary)
+        man.record(name, key, call.config, hashes, call.outputs, sec, summary)
         records.append(StageRecord(name, "ran", sec, summary))
     return PipelineResult(pipe.run, records, time.perf_counter() - t0)

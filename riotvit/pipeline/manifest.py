@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from riotvit import __version__
-from riotvit.io import atomic_file
+from riotvit.io import file_sha256, json_sha256, write_json
 
 MANIFEST = "manifest.json"
 
@@ -36,11 +36,7 @@ class Manifest:
         hit = cache.get(str(p.resolve()))
         if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
             return hit[2]
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 22), b""):
-                h.update(chunk)
-        digest = h.hexdigest()
+        digest = file_sha256(p)
         cache[str(p.resolve())] = [st.st_size, st.st_mtime_ns, digest]
         return digest
 
@@ -58,8 +54,7 @@ class Manifest:
 
     def key(self, stage: str, config: Any, inputs: dict[str, Path]) -> tuple[str, dict[str, str]]:
         hashes = {name: self.content_hash(Path(p)) for name, p in sorted(inputs.items())}
-        blob = json.dumps({"stage": stage, "config": config, "inputs": hashes}, sort_keys=True, default=str)
-        return hashlib.sha256(blob.encode()).hexdigest(), hashes
+        return json_sha256({"stage": stage, "config": config, "inputs": hashes}), hashes
 
     # -- records -----------------------------------------------------------------------------
     def fresh(self, stage: str, key: str, outputs: list[Path]) -> bool:
@@ -79,6 +74,4 @@ class Manifest:
         self.data["stages"].pop(stage, None)
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_file(self.path) as tmp:
-            tmp.write_text(json.dumps(self.data, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+        write_json(self.path, self.data)

@@ -26,6 +26,7 @@ from riotvit.publish.qgis_project import relocate_project
 from riotvit.synth import SampleConfig, generate_sample
 from riotvit.tile.plan import TileConfig
 from riotvit.tile.tiler import tile
+from riotvit.train.bundle import META, WEIGHTS
 from riotvit.train.config import TrainConfig
 from riotvit.train.evaluate import evaluate_bundle
 from riotvit.train.report import write_metrics, write_reliability_plots
@@ -33,7 +34,7 @@ from riotvit.train.trainer import train
 
 
 @dataclass
-class StagePlan:
+class StageCall:
     config: Any
     inputs: dict[str, Path]
     outputs: list[Path]
@@ -77,7 +78,7 @@ def _rasters(pipe: Pipeline) -> list:
     return raster_specs([pipe.find(r) for r in pipe.spec.sources.raster], pipe.catalog)
 
 
-def plan_sample(pipe: Pipeline) -> StagePlan:
+def plan_sample(pipe: Pipeline) -> StageCall:
 
     cfg = pipe.section("sample", SampleConfig)
     out = pipe.run / "sample"
@@ -86,10 +87,10 @@ def plan_sample(pipe: Pipeline) -> StagePlan:
         r = generate_sample(out, cfg, overwrite=True)
         return {"events": r.n_events, "riots": r.n_riots, "wards": r.n_wards, "seconds": round(r.seconds, 2)}
 
-    return StagePlan(dump_config(cfg), {}, [out], run)
+    return StageCall(dump_config(cfg), {}, [out], run)
 
 
-def plan_tile(pipe: Pipeline) -> StagePlan:
+def plan_tile(pipe: Pipeline) -> StageCall:
 
     cfg = _with_date(pipe, pipe.section("tile", TileConfig))
     specs = _rasters(pipe)
@@ -99,10 +100,10 @@ def plan_tile(pipe: Pipeline) -> StagePlan:
         r = tile(specs, out, cfg, overwrite=True, reporter=rep)
         return {"crops": r.n_crops, "masked": r.n_masked, "seconds": round(r.seconds, 2)}
 
-    return StagePlan(dump_config(cfg), {f"raster{i}": s.path for i, s in enumerate(specs)}, [out], run)
+    return StageCall(dump_config(cfg), {f"raster{i}": s.path for i, s in enumerate(specs)}, [out], run)
 
 
-def plan_join(pipe: Pipeline) -> StagePlan:
+def plan_join(pipe: Pipeline) -> StageCall:
 
     ms = _meta_sources(pipe)
     cfg = with_census_roles(pipe.section("join", JoinConfig), ms.census_entry, ms.census)
@@ -113,10 +114,10 @@ def plan_join(pipe: Pipeline) -> StagePlan:
         r = join(tiles, ms.acled, ms.census, out, cfg, population_raster=ms.population, overwrite=True, reporter=rep)
         return {"rows": r.n_rows, "riot_crops": r.positives.get("riot", 0), "features": len(r.features)}
 
-    return StagePlan(dump_config(cfg), inputs, [out], run)
+    return StageCall(dump_config(cfg), inputs, [out], run)
 
 
-def plan_train(pipe: Pipeline) -> StagePlan:
+def plan_train(pipe: Pipeline) -> StageCall:
 
     cfg = pipe.section("train", TrainConfig)
     tiles, samples, out = pipe.run / "tiles", pipe.run / "samples.parquet", pipe.run / "model"
@@ -126,10 +127,10 @@ def plan_train(pipe: Pipeline) -> StagePlan:
         return {"best_epoch": r.best_epoch, "epochs": r.epochs_run, "images_per_s": round(r.images_per_s, 1),
                 "seconds": round(r.seconds, 1)}
 
-    return StagePlan(dump_config(cfg), {"tiles": tiles, "samples": samples}, [out], run)
+    return StageCall(dump_config(cfg), {"tiles": tiles, "samples": samples}, [out], run)
 
 
-def plan_evaluate(pipe: Pipeline) -> StagePlan:
+def plan_evaluate(pipe: Pipeline) -> StageCall:
 
     model, out = pipe.run / "model", pipe.run / "evaluation"
 
@@ -142,12 +143,12 @@ def plan_evaluate(pipe: Pipeline) -> StagePlan:
         return {"held_out_aupr": {m: round(v["riot"]["aupr"], 3) for m, v in split["models"].items()
                                   if v["riot"].get("aupr") is not None}}
 
-    inputs = {"bundle": model / "bundle.json", "weights": model / "model.safetensors", "tiles": pipe.run / "tiles",
+    inputs = {"bundle": model / META, "weights": model / WEIGHTS, "tiles": pipe.run / "tiles",
               "samples": pipe.run / "samples.parquet"}  # the tile set and table the bundle records
-    return StagePlan({}, inputs, [out / "metrics.json"], run)
+    return StageCall({}, inputs, [out / "metrics.json"], run)
 
 
-def plan_predict(pipe: Pipeline) -> StagePlan:
+def plan_predict(pipe: Pipeline) -> StageCall:
 
     cfg = _with_date(pipe, pipe.section("predict", PredictConfig))
     ecfg = None
@@ -157,7 +158,7 @@ def plan_predict(pipe: Pipeline) -> StagePlan:
     specs = _rasters(pipe)
     ms = _meta_sources(pipe)
     model, out = pipe.run / "model", pipe.run / "predict"
-    inputs = {"bundle": model / "bundle.json", "weights": model / "model.safetensors", **ms.inputs(),
+    inputs = {"bundle": model / META, "weights": model / WEIGHTS, **ms.inputs(),
               **{f"raster{i}": s.path for i, s in enumerate(specs)}}
     config = {"region": pipe.spec.region, "region_crs": pipe.spec.region_crs, "predict": dump_config(cfg),
               "explain": dump_config(ecfg) if ecfg else None}
@@ -180,7 +181,7 @@ def plan_predict(pipe: Pipeline) -> StagePlan:
             d["completeness_gap"] = sm.get("completeness", {}).get("relative_gap")
         return d
 
-    return StagePlan(config, inputs, [out, pipe.run / "riotvit.qgs"], run)
+    return StageCall(config, inputs, [out, pipe.run / "riotvit.qgs"], run)
 
 
 def pipeline_region(pipe: Pipeline, specs: list):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, replace
-from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -14,6 +14,7 @@ from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
 from riotvit.config import StrictModel
+from riotvit.device import DeviceName, Precision
 from riotvit.errors import RasterError, RegionError
 from riotvit.grid import CropGrid
 from riotvit.predict.region import Region
@@ -29,12 +30,12 @@ class PredictConfig(StrictModel):
     crs: str | None = Field(None, description="Metric CRS of the grid (default: the imagery's own if metric, else its UTM zone).")
     min_valid: float = Field(0.5, ge=0, le=1, description="Skip crops with a smaller share of valid imagery pixels.")
     batch_size: int = Field(256, ge=1, description="Crops per forward pass.")
-    tta: int = Field(8, description="Dihedral views per crop (1, 2, 4 or 8); their spread is the uncertainty band.")
-    device: str = Field("auto", description="auto | cpu | cuda.")
-    precision: str = Field("auto", description="auto (bf16 on CUDA) | fp32 | bf16.")
+    tta: Literal[1, 2, 4, 8] = Field(8, description="Dihedral views per crop; their spread is the uncertainty band.")
+    device: DeviceName = Field("auto", description="Where the model runs (auto = CUDA when available).")
+    precision: Precision = Field("auto", description="Numeric precision (auto = bf16 autocast on CUDA, fp32 on CPU).")
     max_cells: int = Field(200_000, ge=1, description="Refuse regions with more crops than this unless --yes is given.")
     block_crops: int = Field(16, ge=1, le=256, description="Crops per side of a processing block; blocks are anchored on the grid.")
-    metadata: str = Field("auto", description="auto: compute the model's metadata (event history, census) from its sources; none: treat all metadata as missing.")
+    metadata: Literal["auto", "none"] = Field("auto", description="auto: compute the model's metadata (event history, census) from its sources; none: treat all metadata as missing.")
 
 
 @dataclass
@@ -125,7 +126,3 @@ def plan_prediction(
     crops = pd.DataFrame({"col": cc[keep], "row": rr[keep]})
     crops["crop_id"] = grid.crop_ids(crops["col"].to_numpy(), crops["row"].to_numpy())
     return PredictPlan(grid, srcs, region, rg, crops.reset_index(drop=True), cov, date)
-
-
-def path_or_none(p: str | None) -> Path | None:
-    return Path(p) if p else None

@@ -50,10 +50,10 @@ class ModelRunner:
         self.bundle = bundle
         self.device = torch.device(device)
         self.model = bundle.load_model(str(self.device))
-        self.norm = BandNorm.from_dict(bundle.meta["normalisation"])
-        self.scaler = MetaScaler.from_dict(bundle.meta["features"])
-        self.calibrator = calibrator_from_dict(bundle.meta["calibration"])
-        self.input_px = int(bundle.meta["input_px"])
+        self.norm = BandNorm.from_dict(bundle.meta.normalisation.model_dump())
+        self.scaler = MetaScaler.from_dict(bundle.meta.features.model_dump())
+        self.calibrator = calibrator_from_dict(bundle.meta.calibration)
+        self.input_px = bundle.meta.input_px
         self.tta = tta
         self.batch_size = batch_size
         self.bf16 = bf16

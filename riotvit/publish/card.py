@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from riotvit.io import atomic_file
+from riotvit.train.meta import BundleMeta
 
 
 def _fmt(v: Any, d: int = 3) -> str:
@@ -27,17 +28,15 @@ def _metric(summary: dict, model: str, metric: str) -> str:
     return _fmt(m.get("mean")) + (f" ± {_fmt(sd)}" if sd is not None and sd == sd and m.get("n", 1) > 1 else "")
 
 
-def render_model_card(meta: dict, table: Any) -> str:
-    prov = meta["provenance"]
-    join = prov.get("join", {}) or {}
-    acled = join.get("acled") or {}
-    census = join.get("census") or {}
-    jcfg = join.get("config") or {}
-    folds = join.get("folds") or {}
-    summary = meta.get("metrics", {})
-    tr = meta["training"]
-    cfg = meta["config"]
-    sources = prov["tileset"].get("sources", [])
+def render_model_card(meta: BundleMeta, table: Any) -> str:
+    """The model card's Markdown, from the bundle's ``bundle.json`` (``table`` is unused: the summary is in it)."""
+    join = meta.provenance.join
+    acled, census, jcfg, folds = join.acled, join.census, join.config, join.folds
+    summary = meta.metrics
+    tr = meta.training
+    cfg = meta.config
+    targets = meta.targets
+    names = meta.features.names
     lines = [
         "# Model card: riotvit riot-risk model",
         "",
@@ -51,39 +50,38 @@ def render_model_card(meta: dict, table: Any) -> str:
         "",
         "## Model",
         f"- Backbone `{cfg['model']['backbone']}` (img {cfg['model']['img_size']} px, "
-        f"{meta['model'].get('params_total', '?'):,} parameters), fusion `{cfg['model']['fusion']}`, heads: "
-        f"{', '.join(meta['targets']['heads'])}.",
-        f"- Bands: {', '.join(meta['bands'])}; metadata features: {len(meta['features']['names'])} "
-        f"({sum(n.startswith('census_') for n in meta['features']['names'])} census, "
-        f"{sum(n.startswith('hist_') for n in meta['features']['names'])} event history).",
-        f"- Trained {tr['epochs_run']} epochs (best {tr['best_epoch']}) on {tr['device']}"
-        + (" with bf16" if tr.get("bf16") else "") + f", {tr['images_per_s']:.0f} images/s.",
+        f"{meta.model.get('params_total', '?'):,} parameters), fusion `{cfg['model']['fusion']}`, heads: "
+        f"{', '.join(targets.heads)}.",
+        f"- Bands: {', '.join(meta.bands)}; metadata features: {len(names)} "
+        f"({sum(n.startswith('census_') for n in names)} census, "
+        f"{sum(n.startswith('hist_') for n in names)} event history).",
+        f"- Trained {tr.epochs_run} epochs (best {tr.best_epoch}) on {tr.device}"
+        + (" with bf16" if tr.bf16 else "") + f", {tr.images_per_s:.0f} images/s.",
         "",
         "## Data",
         "| source | file | date / range | licence |",
         "|---|---|---|---|",
     ]
-    for s in sources:
-        lines.append(f"| imagery `{s['id']}` | {Path(s['path']).name} | {s['date']} | see the data catalog entry |")
-    if acled:
-        lines.append(f"| ACLED events ({acled.get('variant', '')}) | {Path(acled.get('path', '')).name} | "
-                     f"{' to '.join(acled.get('date_range', []))} | ACLED terms of use (attribution; no redistribution) |")
-    if census:
-        lines.append(f"| census ({census.get('method', '')} interpolation) | {Path(census.get('path', '')).name} | – | "
+    for s in meta.provenance.tileset.sources:
+        lines.append(f"| imagery `{s.id}` | {Path(s.path).name} | {s.date} | see the data catalog entry |")
+    lines.append(f"| ACLED events ({acled.variant}) | {Path(acled.path).name} | "
+                 f"{' to '.join(acled.date_range)} | ACLED terms of use (attribution; no redistribution) |")
+    if census is not None:
+        lines.append(f"| census ({census.method} interpolation) | {Path(census.path).name} | – | "
                      "see the data catalog entry |")
     lines += [
         "",
-        f"Labels: riot = any event of type {', '.join(meta['targets']['riot_event_types'])} in the "
-        f"{meta['targets']['horizon_days']} days starting {meta['targets']['lead_days']} days after each image date "
-        f"(windows {', '.join('..'.join(w) for w in meta['targets'].get('label_windows') or [])}), inside the cell grown "
+        f"Labels: riot = any event of type {', '.join(targets.riot_event_types)} in the "
+        f"{targets.horizon_days} days starting {targets.lead_days} days after each image date "
+        f"(windows {', '.join('..'.join(w) for w in targets.label_windows or [])}), inside the cell grown "
         "by the event's positional uncertainty. History features use only events certainly before the image date.",
         "",
         "## Evaluation",
-        f"Spatial block cross-validation: {folds.get('n', '?')} folds of {folds.get('block_m', '?'):g} m blocks with a "
-        f"{folds.get('buffer_m', 0):g} m buffer ring excluded from training around held-out blocks. "
-        f"Held-out split: {meta['split']['name']} ({meta['split']['n_test']} cells; validation fold "
-        f"{meta['split']['val_fold']} with {meta['split']['n_val']} cells). Probabilities calibrated on validation "
-        f"data ({meta['calibration'].get('method', 'none')}); decision threshold {meta['threshold']:.3f} chosen on "
+        f"Spatial block cross-validation: {folds.n} folds of {folds.block_m:g} m blocks with a "
+        f"{folds.buffer_m:g} m buffer ring excluded from training around held-out blocks. "
+        f"Held-out split: {meta.split.name} ({meta.split.n_test} cells; validation fold "
+        f"{meta.split.val_fold} with {meta.split.n_val} cells). Probabilities calibrated on validation "
+        f"data ({meta.calibration.get('method', 'none')}); decision threshold {meta.threshold:.3f} chosen on "
         "validation data.",
         "",
         "| model | AUPR | AUROC | Brier | ECE |",
@@ -109,12 +107,13 @@ def render_model_card(meta: dict, table: Any) -> str:
         "held-out blocks before use. Scores are relative risk, calibrated only for the training area's base rate.",
         "- **Small data**: few riot cells make the metrics noisy; read them with the fold-to-fold spread.",
         "",
-        f"riotvit {meta['riotvit_version']}; bundle format v{meta['format_version']}.",
+        f"riotvit {meta.riotvit_version}; bundle format v{meta.format_version}.",
     ]
     return "\n".join(lines) + "\n"
 
 
-def write_model_card(run_dir: Path, meta: dict, table: Any) -> Path:
+def write_model_card(run_dir: Path, meta: BundleMeta, table: Any) -> Path:
+    """Write ``model_card.md`` into the bundle folder, atomically."""
     path = Path(run_dir) / "model_card.md"
     with atomic_file(path) as tmp:
         tmp.write_text(render_model_card(meta, table))

@@ -29,30 +29,17 @@ from riotvit.io import atomic_file
 #: Blocks of the COG and of the intermediate files (pixels).
 COG_BLOCKSIZE = 512
 
-#: The named output profiles: GDAL COG driver creation options. ``PREDICTOR=YES`` picks the
-#: horizontal predictor for integers and the floating-point predictor for floats.
-COG_PROFILES: dict[str, dict[str, str]] = {
-    "deflate": {
-        "COMPRESS": "DEFLATE",
-        "PREDICTOR": "YES",
-        "LEVEL": "6",
-        "BLOCKSIZE": str(COG_BLOCKSIZE),
-        "BIGTIFF": "IF_SAFER",
-        "OVERVIEWS": "IGNORE_EXISTING",
-        "NUM_THREADS": "ALL_CPUS",
-    },
-    "lzw": {
-        "COMPRESS": "LZW",
-        "PREDICTOR": "YES",
-        "BLOCKSIZE": str(COG_BLOCKSIZE),
-        "BIGTIFF": "IF_SAFER",
-        "OVERVIEWS": "IGNORE_EXISTING",
-        "NUM_THREADS": "ALL_CPUS",
-    },
+#: The output profile: GDAL COG driver creation options. ``PREDICTOR=YES`` picks the horizontal
+#: predictor for integers and the floating-point predictor for floats.
+COG_PROFILE: dict[str, str] = {
+    "COMPRESS": "DEFLATE",
+    "PREDICTOR": "YES",
+    "LEVEL": "6",
+    "BLOCKSIZE": str(COG_BLOCKSIZE),
+    "BIGTIFF": "IF_SAFER",
+    "OVERVIEWS": "IGNORE_EXISTING",
+    "NUM_THREADS": "ALL_CPUS",
 }
-
-#: The profile riotvit writes by default.
-COG_PROFILE = COG_PROFILES["deflate"]
 
 # Intermediate tiled GTiff: uncompressed so that blocks can be rewritten in place, sparse so
 # that blocks never written read back as nodata without being stored.
@@ -368,67 +355,43 @@ class StreamingGeoTIFFWriter:
             self.abort()
 
 
-def _int_tag(src: Any, name: str, bidx: int, ovr: int | None = None) -> int | None:
-    value = src.get_tag_item(name, "TIFF", bidx=bidx, ovr=ovr)
-    return int(value) if value not in (None, "") else None
+# rio-cogeo reports the IFD and tile-data order as byte offsets; this says what that means.
+_LAYOUT_PROBLEM = "an IFD lies after tile data or tile data is out of order: "
 
 
 def validate_cog(path: str | Path) -> list[str]:
     """Check that ``path`` is a Cloud Optimized GeoTIFF riotvit can publish.
 
-    Checks: GeoTIFF, tiled full resolution and overviews, overviews present when larger than one
-    block, the COG layout (GDAL's ``LAYOUT=COG``; IFDs before data, smallest overview's data
-    first), a CRS and a nodata value on every band.
+    The COG structure (tiling, IFDs before tile data, the smallest overview's data first) is
+    checked by ``rio_cogeo.cog_validate``. riotvit adds what it publishes with: written by GDAL's
+    COG driver (``LAYOUT=COG``), overviews whenever the raster is larger than one block (rio-cogeo
+    only recommends them, above 512 pixels, so its warnings are not repeated), a CRS and a
+    nodata value on every band.
 
     Returns:
         A list of problems, one line each; empty when the file is a valid COG.
     """
+    # imported here: rio-cogeo loads morecantile and pydantic, which only validation needs
+    from rio_cogeo.cogeo import cog_validate
+
     path = Path(path)
-    problems: list[str] = []
     try:
+        _, errors, _ = cog_validate(path, quiet=True)
         src = rasterio.open(path)
     except Exception as exc:
         return [f"{path}: cannot be opened as a raster ({exc})"]
     with src:
         if src.driver != "GTiff":
             return [f"{path}: driver is {src.driver}, not a GeoTIFF"]
-        block_h, block_w = src.block_shapes[0]
-        if block_w == src.width and src.height > block_h:
-            problems.append(f"{path}: not tiled (strips of {block_h} rows)")
-        elif block_w % 16 or block_h % 16:
-            problems.append(f"{path}: block size {block_w}x{block_h} is not a multiple of 16")
+        problems = [f"{path}: {_LAYOUT_PROBLEM if 'offset' in e else ''}{e}" for e in errors]
         if src.tags(ns="IMAGE_STRUCTURE").get("LAYOUT", "").upper() != "COG":
             problems.append(f"{path}: IMAGE_STRUCTURE LAYOUT is not COG (not written by the COG driver)")
-        factors = src.overviews(1)
-        if (src.width > block_w or src.height > block_h) and not factors:
+        block_h, block_w = src.block_shapes[0]
+        if (src.width > block_w or src.height > block_h) and not src.overviews(1):
             problems.append(f"{path}: {src.width}x{src.height} pixels but no overviews")
         if src.crs is None:
             problems.append(f"{path}: no CRS")
         if any(nd is None for nd in src.nodatavals):
             problems.append(f"{path}: nodata is not set on every band")
-        problems += _layout_problems(src, path, len(factors))
-    for level in range(len(factors)):
-        with rasterio.open(path, overview_level=level) as ovr:
-            oh, ow = ovr.block_shapes[0]
-            if ow == ovr.width and ovr.height > oh:
-                problems.append(f"{path}: overview {level} ({ovr.width}x{ovr.height}) is not tiled")
     return problems
 
-
-def _layout_problems(src: Any, path: Path, n_overviews: int) -> list[str]:
-    """IFD and data ordering, as GDAL's validate_cloud_optimized_geotiff.py checks them."""
-    problems: list[str] = []
-    levels: list[int | None] = [None, *range(n_overviews)]
-    ifds = [_int_tag(src, "IFD_OFFSET", 1, ovr) for ovr in levels]
-    data = [_int_tag(src, "BLOCK_OFFSET_0_0", 1, ovr) for ovr in levels]
-    if any(v is None for v in ifds):
-        return problems
-    if any(b <= a for a, b in zip(ifds, ifds[1:], strict=False)):
-        problems.append(f"{path}: IFDs are not in full-resolution-then-overviews order")
-    known = [d for d in data if d]
-    if known and max(ifds) > min(known):
-        problems.append(f"{path}: an IFD lies after tile data (IFDs must come first)")
-    ordered = [d for d in data if d]
-    if any(b >= a for a, b in zip(ordered, ordered[1:], strict=False)):
-        problems.append(f"{path}: tile data is not ordered from the smallest overview to full resolution")
-    return problems

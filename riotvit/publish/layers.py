@@ -1,28 +1,27 @@
-"""Writers of the prediction folder: cells (GPKG + GeoJSON, streamed), the risk COG, styles,
-the QGIS project and run.json. Everything is deterministic: the same inputs give the same bytes."""
+"""The cells layers of a prediction: one polygon per crop in ``cells.gpkg`` and ``cells.geojson``.
+
+The risk COG is written by :mod:`riotvit.publish.mosaic`, styles and the QGIS project by
+:mod:`~riotvit.publish.styles` and :mod:`~riotvit.publish.qgis_project`. Everything is
+deterministic: the same inputs give the same bytes.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
 import pyogrio
 import shapely
-from affine import Affine
 from pyproj import Transformer
-from rasterio.features import geometry_mask
-from rasterio.windows import Window
 
 from riotvit.grid import CropGrid
-from riotvit.publish.cog import StreamingGeoTIFFWriter
+from riotvit.io import to_jsonable
 from riotvit.publish.styles import risk_class
-
-NODATA = -9999.0
-RISK_BANDS = ("riot_probability", "expected_events", "uncertainty")
 
 
 class CellsWriter:
@@ -68,9 +67,9 @@ class CellsWriter:
         recs = attrs.to_dict(orient="records")
         for i, props in enumerate(recs):
             ring = [[round(float(lon[i, k]), 7), round(float(lat[i, k]), 7)] for k in range(5)]
-            feat = {"type": "Feature", "properties": {k: _json_value(v) for k, v in props.items()},
+            feat = {"type": "Feature", "properties": {k: _property(v) for k, v in props.items()},
                     "geometry": {"type": "Polygon", "coordinates": [ring]}}
-            self._js.write(("" if self._first else ",\n") + json.dumps(feat, separators=(",", ":")))
+            self._js.write(("" if self._first else ",\n") + json.dumps(feat, separators=(",", ":"), default=to_jsonable))
             self._first = False
         self._n += len(df)
 
@@ -82,62 +81,11 @@ class CellsWriter:
         return self._n
 
 
-def _json_value(v):
-    if isinstance(v, (np.floating, float)):
-        return None if not np.isfinite(v) else round(float(v), 6)
-    if isinstance(v, (np.integer,)):
-        return int(v)
+def _property(v: Any) -> Any:
+    """A GeoJSON property value: floats rounded to 6 decimals, non-finite ones null."""
+    if isinstance(v, (float, np.floating)):
+        return round(float(v), 6) if np.isfinite(v) else None
     return v
-
-
-class RiskRaster:
-    """The risk COG at stride-cell resolution: each cell is the mean over the crops covering it.
-
-    A stride cell belongs to a crop when the cell's centre lies in the crop. Cells whose centre
-    lies outside the region, or that no predicted crop covers (missing imagery), are nodata.
-    """
-
-    def __init__(self, path: Path, grid: CropGrid, crops: pd.DataFrame, region_grid, tags: dict):
-        s = grid.stride_m
-        self.grid, self.region = grid, region_grid
-        self.k = max(1, int(np.ceil(grid.crop_m / s - 0.5)))
-        self.c0 = int(crops["col"].min())
-        self.r_top = int(crops["row"].max()) + self.k - 1
-        w = int(crops["col"].max()) + self.k - self.c0
-        h = self.r_top - int(crops["row"].min()) + 1
-        self.transform = Affine(s, 0, self.c0 * s, 0, -s, (self.r_top + 1) * s)
-        self.writer = StreamingGeoTIFFWriter(path, w, h, len(RISK_BANDS), "float32", self.transform, grid.crs, NODATA,
-                                             list(RISK_BANDS), tags=tags)
-        self.width, self.height = w, h
-
-    def add(self, cols: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
-        """Accumulate (n, 3) values of crops at ``cols``, ``rows``."""
-        if cols.size == 0:
-            return
-        k = self.k
-        j0, j1 = int(cols.min() - self.c0), int(cols.max() - self.c0) + k
-        i0, i1 = int(self.r_top - (rows.max() + k - 1)), int(self.r_top - rows.min()) + 1
-        h, w = i1 - i0, j1 - j0
-        acc = np.zeros((len(RISK_BANDS), h, w))
-        wt = np.zeros((h, w))
-        for dy in range(k):
-            for dx in range(k):
-                ii = (self.r_top - (rows + dy)) - i0
-                jj = (cols + dx - self.c0) - j0
-                np.add.at(wt, (ii, jj), 1.0)
-                for b in range(len(RISK_BANDS)):
-                    np.add.at(acc[b], (ii, jj), values[:, b])
-        t = self.transform @ Affine.translation(j0, i0)
-        inside = ~geometry_mask([self.region], out_shape=(h, w), transform=t, all_touched=False)
-        wt = np.where(inside, wt, 0.0)
-        mean = np.divide(acc, wt, out=np.full_like(acc, NODATA), where=wt > 0).astype(np.float32)
-        self.writer.accumulate(Window(j0, i0, w, h), mean, weight=wt.astype(np.float32))
-
-    def close(self) -> Path:
-        return self.writer.close()
-
-    def abort(self) -> None:
-        self.writer.abort()
 
 
 def cell_rows(crops: pd.DataFrame, pred: dict[str, np.ndarray], date: str) -> pd.DataFrame:
@@ -155,7 +103,3 @@ def cell_rows(crops: pd.DataFrame, pred: dict[str, np.ndarray], date: str) -> pd
         "valid_fraction": np.round(crops["valid_fraction"].to_numpy().astype(np.float64), 4),
     })
     return df
-
-
-def write_json(path: Path, obj: dict) -> None:
-    path.write_text(json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n")

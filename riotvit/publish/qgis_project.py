@@ -20,9 +20,7 @@ from typing import Literal
 
 from riotvit.errors import RasterError
 from riotvit.io import atomic_file
-from riotvit.publish.styles import QGIS_VERSION
-
-_DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
+from riotvit.publish.qgis_xml import QGIS_VERSION, num, sub, to_text
 
 
 class QgisProjectError(RasterError):
@@ -56,17 +54,6 @@ class LayerSpec:
     crs: str | None = None
 
 
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, attrib)
-    if text is not None:
-        el.text = text
-    return el
-
-
-def _num(value: float) -> str:
-    return f"{float(value):.12g}"
-
-
 def _srs(parent: ET.Element, crs: str) -> None:
     """A ``<spatialrefsys>``: authid for QGIS's lookup, WKT as the lossless fallback."""
     from pyproj import CRS
@@ -78,19 +65,19 @@ def _srs(parent: ET.Element, crs: str) -> None:
         raise QgisProjectError(f"CRS {crs!r} is not understood ({exc}); pass e.g. 'EPSG:32737'") from None
     auth = c.to_authority()
     authid = f"{auth[0]}:{auth[1]}" if auth else ""
-    srs = _sub(parent, "spatialrefsys")
-    _sub(srs, "wkt", c.to_wkt())
+    srs = sub(parent, "spatialrefsys")
+    sub(srs, "wkt", c.to_wkt())
     with warnings.catch_warnings():  # "you will likely lose information": WKT is kept too
         warnings.simplefilter("ignore", UserWarning)
         proj4 = c.to_proj4() or ""
-    _sub(srs, "proj4", proj4)
-    _sub(srs, "srsid", "0")
-    _sub(srs, "srid", auth[1] if auth and auth[0] == "EPSG" else "0")
-    _sub(srs, "authid", authid)
-    _sub(srs, "description", c.name or "")
-    _sub(srs, "projectionacronym", "longlat" if c.is_geographic else "")
-    _sub(srs, "ellipsoidacronym", "")
-    _sub(srs, "geographicflag", "true" if c.is_geographic else "false")
+    sub(srs, "proj4", proj4)
+    sub(srs, "srsid", "0")
+    sub(srs, "srid", auth[1] if auth and auth[0] == "EPSG" else "0")
+    sub(srs, "authid", authid)
+    sub(srs, "description", c.name or "")
+    sub(srs, "projectionacronym", "longlat" if c.is_geographic else "")
+    sub(srs, "ellipsoidacronym", "")
+    sub(srs, "geographicflag", "true" if c.is_geographic else "false")
 
 
 def _is_geographic(crs: str) -> bool:
@@ -129,34 +116,34 @@ def _maplayer(parent: ET.Element, spec: LayerSpec, lid: str, source: str, crs: s
     style = _parse_qml(spec)
     attrib = {k: v for k, v in style.attrib.items() if k not in ("version",)}
     attrib["type"] = spec.kind
-    ml = _sub(parent, "maplayer", **attrib)
-    _sub(ml, "id", lid)
-    _sub(ml, "datasource", source)
-    _sub(ml, "layername", spec.name)
-    _srs(_sub(ml, "srs"), crs)
+    ml = sub(parent, "maplayer", **attrib)
+    sub(ml, "id", lid)
+    sub(ml, "datasource", source)
+    sub(ml, "layername", spec.name)
+    _srs(sub(ml, "srs"), crs)
     if spec.kind == "vector":
-        _sub(ml, "provider", spec.provider, encoding="UTF-8")
+        sub(ml, "provider", spec.provider, encoding="UTF-8")
     else:
-        _sub(ml, "provider", spec.provider)
+        sub(ml, "provider", spec.provider)
     for child in style:
         ml.append(copy.deepcopy(child))
     if spec.kind == "raster":
         for renderer in ml.iter("rasterrenderer"):
-            renderer.set("opacity", _num(spec.opacity))
+            renderer.set("opacity", num(spec.opacity))
     else:
         op = ml.find("layerOpacity")
         if op is None:
-            op = _sub(ml, "layerOpacity")
-        op.text = _num(spec.opacity)
+            op = sub(ml, "layerOpacity")
+        op.text = num(spec.opacity)
 
 
 def _extent(parent: ET.Element, extent: Sequence[float], as_attrib: bool = False) -> ET.Element:
     names = ("xmin", "ymin", "xmax", "ymax")
     if as_attrib:
-        return _sub(parent, "DefaultViewExtent", **{n: _num(v) for n, v in zip(names, extent, strict=True)})
-    el = _sub(parent, "extent")
+        return sub(parent, "DefaultViewExtent", **{n: num(v) for n, v in zip(names, extent, strict=True)})
+    el = sub(parent, "extent")
     for n, v in zip(names, extent, strict=True):
-        _sub(el, n, _num(v))
+        sub(el, n, num(v))
     return el
 
 
@@ -193,57 +180,56 @@ def qgis_project_xml(
         ids.append(lid if lid not in ids else f"{lid}_{len(ids)}")
 
     root = ET.Element("qgis", projectname=title, version=QGIS_VERSION)
-    _sub(root, "homePath", path="")
-    _sub(root, "title", title)
-    _srs(_sub(root, "projectCrs"), crs)
+    sub(root, "homePath", path="")
+    sub(root, "title", title)
+    _srs(sub(root, "projectCrs"), crs)
 
-    tree = _sub(root, "layer-tree-group")
-    _sub(_sub(tree, "customproperties"), "Option")
+    tree = sub(root, "layer-tree-group")
+    sub(sub(tree, "customproperties"), "Option")
     for spec, lid in zip(layers, ids, strict=True):
-        node = _sub(tree, "layer-tree-layer", id=lid, name=spec.name, source=_datasource(spec, folder),
+        node = sub(tree, "layer-tree-layer", id=lid, name=spec.name, source=_datasource(spec, folder),
                     providerKey=spec.provider, checked="Qt::Checked" if spec.visible else "Qt::Unchecked",
                     expanded="1", legend_exp="", patch_size="-1,-1", legend_split_behavior="0")
-        _sub(_sub(node, "customproperties"), "Option")
-    order = _sub(tree, "custom-order", enabled="0")
+        sub(sub(node, "customproperties"), "Option")
+    order = sub(tree, "custom-order", enabled="0")
     for lid in ids:
-        _sub(order, "item", lid)
+        sub(order, "item", lid)
 
-    maplayers = _sub(root, "projectlayers")
+    maplayers = sub(root, "projectlayers")
     for spec, lid in zip(layers, ids, strict=True):
         _maplayer(maplayers, spec, lid, _datasource(spec, folder), spec.crs or crs)
-    layerorder = _sub(root, "layerorder")
+    layerorder = sub(root, "layerorder")
     for lid in ids:
-        _sub(layerorder, "layer", id=lid)
+        sub(layerorder, "layer", id=lid)
 
-    props = _sub(root, "properties")
-    _sub(_sub(props, "Paths"), "Absolute", "false", type="bool")
-    _sub(_sub(props, "SpatialRefSys"), "ProjectionsEnabled", "1", type="int")
-    gui = _sub(props, "Gui")
+    props = sub(root, "properties")
+    sub(sub(props, "Paths"), "Absolute", "false", type="bool")
+    sub(sub(props, "SpatialRefSys"), "ProjectionsEnabled", "1", type="int")
+    gui = sub(props, "Gui")
     for part in ("Red", "Green", "Blue"):
-        _sub(gui, f"CanvasColor{part}Part", "255", type="int")
+        sub(gui, f"CanvasColor{part}Part", "255", type="int")
 
-    canvas = _sub(root, "mapcanvas", name="theMapCanvas", annotationsVisible="1")
-    _sub(canvas, "units", "degrees" if _is_geographic(crs) else "meters")
+    canvas = sub(root, "mapcanvas", name="theMapCanvas", annotationsVisible="1")
+    sub(canvas, "units", "degrees" if _is_geographic(crs) else "meters")
     _extent(canvas, view)
-    _sub(canvas, "rotation", "0")
-    _srs(_sub(canvas, "destinationsrs"), crs)
-    _sub(canvas, "rendermaptile", "0")
-    _sub(canvas, "expressionContextScope")
+    sub(canvas, "rotation", "0")
+    _srs(sub(canvas, "destinationsrs"), crs)
+    sub(canvas, "rendermaptile", "0")
+    sub(canvas, "expressionContextScope")
 
-    _sub(root, "visibility-presets")
-    _sub(root, "transformContext")
-    meta = _sub(root, "projectMetadata")
+    sub(root, "visibility-presets")
+    sub(root, "transformContext")
+    meta = sub(root, "projectMetadata")
     for tag in ("identifier", "parentidentifier", "language", "type"):
-        _sub(meta, tag, "")
-    _sub(meta, "title", title)
-    _sub(meta, "abstract", "Riot risk per 672 m cell, written by riotvit.")
-    _sub(meta, "links")
-    view_settings = _sub(root, "ProjectViewSettings", UseProjectScales="0", rotation="0")
-    _sub(view_settings, "Scales")
+        sub(meta, tag, "")
+    sub(meta, "title", title)
+    sub(meta, "abstract", "Riot risk per 672 m cell, written by riotvit.")
+    sub(meta, "links")
+    view_settings = sub(root, "ProjectViewSettings", UseProjectScales="0", rotation="0")
+    sub(view_settings, "Scales")
     _srs(_extent(view_settings, view, as_attrib=True), crs)
 
-    ET.indent(root, space="  ")
-    return _DOCTYPE + "\n" + ET.tostring(root, encoding="unicode") + "\n"
+    return to_text(root)
 
 
 def write_qgis_project(
@@ -298,5 +284,5 @@ def relocate_project(src: str | Path, dst: str | Path) -> Path:
         if "source" in el.attrib:
             el.set("source", move(el.attrib["source"]))
     with atomic_file(dst) as tmp:
-        tmp.write_text(_DOCTYPE + "\n" + ET.tostring(tree.getroot(), encoding="unicode") + "\n", encoding="utf-8")
+        tmp.write_text(to_text(tree.getroot(), indent=False), encoding="utf-8")
     return dst

@@ -4,6 +4,14 @@ A ``.qml`` with the layer's basename (``risk.tif`` -> ``risk.qml``) is applied b
 automatically when the layer is opened. The same XML is embedded in ``riotvit.qgs`` by
 ``riotvit.publish.qgis_project``. The text is hand-written (QGIS 3.22 format), deterministic, and
 needs no QGIS install.
+
+Why ElementTree and not ``.qml`` templates with placeholders: every style here is generated
+from data (one ``<item>`` per ramp stop or class, one ``<range>`` and ``<symbol>`` per class,
+per-geometry symbol properties), so a template would still need loops and conditionals, i.e.
+a template engine riotvit does not otherwise depend on, and hand-escaping of labels such as
+``0.10–0.25 low`` or a field name with ``&``. Building the tree keeps escaping and indentation
+in one place (:mod:`riotvit.publish.qgis_xml`); the fixed boilerplate is a few small helpers
+(``_pipe``, ``_pipe_tail``, ``_min_max_origin``), about 200 lines in all.
 """
 
 from __future__ import annotations
@@ -17,9 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from riotvit.io import atomic_file
-
-QGIS_VERSION = "3.22.16-Białowieża"
-_DOCTYPE = "<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>"
+from riotvit.publish.qgis_xml import QGIS_VERSION, num, sub, to_text
 
 
 @dataclass(frozen=True)
@@ -82,28 +88,10 @@ def _rgba_text(color: str, alpha: float = 1.0) -> str:
     return f"{r},{g},{b},{round(255 * alpha)}"
 
 
-def _num(value: float) -> str:
-    if math.isinf(value):
-        return "inf" if value > 0 else "-inf"
-    return f"{float(value):.12g}"
-
-
-def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrib: str) -> ET.Element:
-    el = ET.SubElement(parent, tag, attrib)
-    if text is not None:
-        el.text = text
-    return el
-
-
 def _option_map(parent: ET.Element, items: dict[str, str]) -> None:
-    opt = _sub(parent, "Option", type="Map")
+    opt = sub(parent, "Option", type="Map")
     for k, v in items.items():
-        _sub(opt, "Option", type="QString", name=k, value=v)
-
-
-def _to_text(root: ET.Element) -> str:
-    ET.indent(root, space="  ")
-    return _DOCTYPE + "\n" + ET.tostring(root, encoding="unicode") + "\n"
+        sub(opt, "Option", type="QString", name=k, value=v)
 
 
 def _root(**attrib: str) -> ET.Element:
@@ -111,31 +99,31 @@ def _root(**attrib: str) -> ET.Element:
 
 
 def _pipe(root: ET.Element, renderer_attrib: dict[str, str]) -> ET.Element:
-    pipe = _sub(root, "pipe")
-    provider = _sub(pipe, "provider")
-    _sub(provider, "resampling", enabled="false", zoomedInResamplingMethod="nearestNeighbour",
+    pipe = sub(root, "pipe")
+    provider = sub(pipe, "provider")
+    sub(provider, "resampling", enabled="false", zoomedInResamplingMethod="nearestNeighbour",
          zoomedOutResamplingMethod="nearestNeighbour", maxOversampling="2")
-    renderer = _sub(pipe, "rasterrenderer", **renderer_attrib)
+    renderer = sub(pipe, "rasterrenderer", **renderer_attrib)
     return renderer
 
 
 def _pipe_tail(root: ET.Element) -> None:
     pipe = root.find("pipe")
     assert pipe is not None
-    _sub(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
-    _sub(pipe, "huesaturation", saturation="0", grayscaleMode="0", invertColors="0", colorizeOn="0",
+    sub(pipe, "brightnesscontrast", brightness="0", contrast="0", gamma="1")
+    sub(pipe, "huesaturation", saturation="0", grayscaleMode="0", invertColors="0", colorizeOn="0",
          colorizeRed="255", colorizeGreen="128", colorizeBlue="128", colorizeStrength="100")
-    _sub(pipe, "rasterresampler", maxOversampling="2")
-    _sub(pipe, "resamplingStage", "resamplingFilter")
-    _sub(root, "blendMode", "0")
+    sub(pipe, "rasterresampler", maxOversampling="2")
+    sub(pipe, "resamplingStage", "resamplingFilter")
+    sub(root, "blendMode", "0")
 
 
 def _min_max_origin(parent: ET.Element) -> None:
-    mmo = _sub(parent, "minMaxOrigin")
+    mmo = sub(parent, "minMaxOrigin")
     for tag, text in (("limits", "None"), ("extent", "WholeRaster"), ("statAccuracy", "Estimated"),
                       ("cumulativeCutLower", "0.02"), ("cumulativeCutUpper", "0.98"),
                       ("stdDevFactor", "2")):
-        _sub(mmo, tag, text)
+        sub(mmo, tag, text)
 
 
 def ramp_classes(ramp: str, vmin: float, vmax: float, precision: int = 2) -> list[tuple[float, str, str]]:
@@ -185,22 +173,22 @@ def raster_pseudocolor_qml(
         raise ValueError("classes must not be empty")
     root = _root(hasScaleBasedVisibilityFlag="0", minScale="1e+08", maxScale="0")
     renderer = _pipe(root, {
-        "type": "singlebandpseudocolor", "band": str(band), "opacity": _num(opacity),
+        "type": "singlebandpseudocolor", "band": str(band), "opacity": num(opacity),
         "alphaBand": "-1", "nodataColor": "" if nodata_transparent else "200,200,200,255",
-        "classificationMin": _num(vmin), "classificationMax": _num(vmax),
+        "classificationMin": num(vmin), "classificationMax": num(vmax),
     })
-    _sub(renderer, "rasterTransparency")
+    sub(renderer, "rasterTransparency")
     _min_max_origin(renderer)
-    shader = _sub(_sub(renderer, "rastershader"), "colorrampshader",
+    shader = sub(sub(renderer, "rastershader"), "colorrampshader",
                   colorRampType="DISCRETE" if discrete else "INTERPOLATED", classificationMode="1",
-                  clip="0", minimumValue=_num(vmin), maximumValue=_num(vmax), labelPrecision=str(precision))
+                  clip="0", minimumValue=num(vmin), maximumValue=num(vmax), labelPrecision=str(precision))
     for i, (value, color, label) in enumerate(items):
         v = math.inf if discrete and i == len(items) - 1 else float(value)
-        _sub(shader, "item", value=_num(v), color=color.lower(), alpha="255", label=label)
-    _sub(shader, "rampLegendSettings", useContinuousLegend="0" if discrete else "1",
+        sub(shader, "item", value=num(v), color=color.lower(), alpha="255", label=label)
+    sub(shader, "rampLegendSettings", useContinuousLegend="0" if discrete else "1",
          minimumLabel="", maximumLabel="", prefix="", suffix="", orientation="2", direction="0")
     _pipe_tail(root)
-    return _to_text(root)
+    return to_text(root)
 
 
 def risk_raster_qml(band: int = 1, opacity: float = 1.0) -> str:
@@ -228,20 +216,20 @@ def raster_rgb_qml(
     root = _root(hasScaleBasedVisibilityFlag="0", minScale="1e+08", maxScale="0")
     renderer = _pipe(root, {
         "type": "multibandcolor", "redBand": str(red_band), "greenBand": str(green_band),
-        "blueBand": str(blue_band), "opacity": _num(opacity), "alphaBand": "-1",
+        "blueBand": str(blue_band), "opacity": num(opacity), "alphaBand": "-1",
         "nodataColor": "" if nodata_transparent else "200,200,200,255",
     })
-    _sub(renderer, "rasterTransparency")
+    sub(renderer, "rasterTransparency")
     _min_max_origin(renderer)
     for name, (lo, hi) in zip(("red", "green", "blue"), stats, strict=True):
         if not hi > lo:
             raise ValueError(f"{name} stretch needs min < max, got {lo}, {hi}")
-        ce = _sub(renderer, f"{name}ContrastEnhancement")
-        _sub(ce, "minValue", _num(lo))
-        _sub(ce, "maxValue", _num(hi))
-        _sub(ce, "algorithm", "StretchToMinimumMaximum")
+        ce = sub(renderer, f"{name}ContrastEnhancement")
+        sub(ce, "minValue", num(lo))
+        sub(ce, "maxValue", num(hi))
+        sub(ce, "algorithm", "StretchToMinimumMaximum")
     _pipe_tail(root)
-    return _to_text(root)
+    return to_text(root)
 
 
 _GEOMETRY = {  # name -> (symbol type, symbol layer class, QgsWkbTypes geometry type)
@@ -255,26 +243,26 @@ _UNIT_SCALE = "3x:0,0,0,0,0,0"
 def _symbol_props(geometry: str, color: str, outline: str, opacity: float, width: float) -> dict[str, str]:
     if geometry == "polygon":
         return {"color": _rgba_text(color, opacity), "style": "solid", "outline_color": _rgba_text(outline),
-                "outline_style": "solid", "outline_width": _num(width), "outline_width_unit": "MM",
+                "outline_style": "solid", "outline_width": num(width), "outline_width_unit": "MM",
                 "joinstyle": "bevel", "offset": "0,0", "offset_unit": "MM",
                 "border_width_map_unit_scale": _UNIT_SCALE, "offset_map_unit_scale": _UNIT_SCALE}
     if geometry == "line":
         return {"line_color": _rgba_text(color, opacity), "line_style": "solid",
-                "line_width": _num(max(width, 0.6)), "line_width_unit": "MM", "capstyle": "square",
+                "line_width": num(max(width, 0.6)), "line_width_unit": "MM", "capstyle": "square",
                 "joinstyle": "bevel", "offset": "0", "offset_unit": "MM"}
     return {"name": "circle", "color": _rgba_text(color, opacity), "outline_color": _rgba_text(outline),
-            "outline_style": "solid", "outline_width": _num(width), "outline_width_unit": "MM",
+            "outline_style": "solid", "outline_width": num(width), "outline_width_unit": "MM",
             "size": "2.6", "size_unit": "MM", "angle": "0", "offset": "0,0", "offset_unit": "MM",
             "scale_method": "diameter", "joinstyle": "bevel"}
 
 
 def _symbol(parent: ET.Element, name: str, geometry: str, props: dict[str, str]) -> None:
     sym_type, layer_class, _ = _GEOMETRY[geometry]
-    sym = _sub(parent, "symbol", type=sym_type, name=name, alpha="1", clip_to_extent="1", force_rhr="0")
-    layer = _sub(sym, "layer", **{"class": layer_class, "enabled": "1", "locked": "0", "pass": "0"})
+    sym = sub(parent, "symbol", type=sym_type, name=name, alpha="1", clip_to_extent="1", force_rhr="0")
+    layer = sub(sym, "layer", **{"class": layer_class, "enabled": "1", "locked": "0", "pass": "0"})
     _option_map(layer, props)
     for k, v in props.items():  # the <prop> form, read by QGIS versions before 3.2x
-        _sub(layer, "prop", k=k, v=v)
+        sub(layer, "prop", k=k, v=v)
 
 
 def vector_graduated_qml(
@@ -304,25 +292,25 @@ def vector_graduated_qml(
                  labelsEnabled="0", readOnly="0", simplifyLocal="1", simplifyDrawingHints="1",
                  simplifyDrawingTol="1", simplifyAlgorithm="0", simplifyMaxScale="1",
                  symbologyReferenceScale="-1")
-    renderer = _sub(root, "renderer-v2", type="graduatedSymbol", attr=field, graduatedMethod="GraduatedColor",
+    renderer = sub(root, "renderer-v2", type="graduatedSymbol", attr=field, graduatedMethod="GraduatedColor",
                     symbollevels="0", forceraster="0", enableorderby="0", referencescale="-1")
-    ranges = _sub(renderer, "ranges")
-    symbols = _sub(renderer, "symbols")
+    ranges = sub(renderer, "ranges")
+    symbols = sub(renderer, "symbols")
     for i, (lower, upper, color, label) in enumerate(classes):
-        _sub(ranges, "range", lower=f"{float(lower):.15f}", upper=f"{float(upper):.15f}",
+        sub(ranges, "range", lower=f"{float(lower):.15f}", upper=f"{float(upper):.15f}",
              symbol=str(i), label=label, render="true")
         _symbol(symbols, str(i), geometry, _symbol_props(geometry, color, outline, opacity, outline_width))
-    method = _sub(renderer, "classificationMethod", id="Custom")
-    _sub(method, "symmetricMode", enabled="0", symmetrypoint="0", astride="0")
-    _sub(method, "labelFormat", format="%1 - %2", labelprecision="2", trimtrailingzeroes="1")
-    _sub(renderer, "rotation")
-    _sub(renderer, "sizescale")
-    _sub(root, "blendMode", "0")
-    _sub(root, "featureBlendMode", "0")
-    _sub(root, "layerOpacity", "1")
-    _sub(root, "legend", type="default-vector", showLabelLegend="0")
-    _sub(root, "layerGeometryType", _GEOMETRY[geometry][2])
-    return _to_text(root)
+    method = sub(renderer, "classificationMethod", id="Custom")
+    sub(method, "symmetricMode", enabled="0", symmetrypoint="0", astride="0")
+    sub(method, "labelFormat", format="%1 - %2", labelprecision="2", trimtrailingzeroes="1")
+    sub(renderer, "rotation")
+    sub(renderer, "sizescale")
+    sub(root, "blendMode", "0")
+    sub(root, "featureBlendMode", "0")
+    sub(root, "layerOpacity", "1")
+    sub(root, "legend", type="default-vector", showLabelLegend="0")
+    sub(root, "layerGeometryType", _GEOMETRY[geometry][2])
+    return to_text(root)
 
 
 def risk_vector_qml(field: str = "riot_probability", opacity: float = 0.6) -> str:

@@ -20,9 +20,7 @@ nothing in it is real data.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,14 +29,12 @@ import numpy as np
 from pydantic import Field
 
 from riotvit.config import StrictModel
-from riotvit.io import partial_path, refuse_existing
+from riotvit.io import atomic_dir, file_sha256, refuse_existing
 from riotvit.synth import truth
 from riotvit.synth.city import CLASS_NAMES, build_layout, render_image
 from riotvit.synth.events import draw_events
 from riotvit.synth.truth import CENTRE, COEF, cell_truth
 from riotvit.synth.wards import build_wards
-
-SAMPLE_FILES = ("city.tif", "acled.csv", "wards.gpkg", "sample.json", "SAMPLE.md")
 
 
 class SampleConfig(StrictModel):
@@ -96,10 +92,17 @@ def generate_sample(out: str | Path, config: SampleConfig | None = None, overwri
     end = cfg.image_date + dt.timedelta(days=round(cfg.years_after * 365.25))
     acled = draw_events(rng, layout, truth, wards, cfg.image_date, start, end, CELL_M, x0, y1, cfg.epsg)
 
-    tmp = partial_path(out)
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    (tmp / "truth").mkdir(parents=True)
+    with atomic_dir(out, overwrite=overwrite) as tmp:
+        _write_sample(tmp, cfg, layout, image, wards, truth, acled, x0, y1, start, end)
+    return SampleResult(out, len(acled), int((acled["event_type"] == "Riots").sum()), len(wards), len(truth),
+                        time.perf_counter() - t0)
+
+
+def _write_sample(tmp: Path, cfg: SampleConfig, layout, image: np.ndarray, wards, truth, acled, x0: float, y1: float,
+                  start: dt.date, end: dt.date) -> None:
+    """Write the sample's files and their ``sample.json`` into ``tmp``."""
+    n_px = image.shape[-1]
+    (tmp / "truth").mkdir()
     _write_image(tmp / "city.tif", image, x0, y1, cfg)
     _write_landcover(tmp / "truth" / "landcover.tif", layout.landcover, x0, y1, cfg.epsg, CLASS_NAMES)
     acled.to_csv(tmp / "acled.csv", index=False)
@@ -121,14 +124,10 @@ def generate_sample(out: str | Path, config: SampleConfig | None = None, overwri
                     "markets": sum(p.kind == "market" for p in layout.patches),
                     "new_settlements": sum(p.new for p in layout.patches if p.kind == "informal"),
                     "settlements": sum(p.kind == "informal" for p in layout.patches)},
-        "files": {f: _sha256(tmp / f) for f in ("city.tif", "acled.csv")},
+        "files": {f: file_sha256(tmp / f) for f in ("city.tif", "acled.csv")},
     }
     (tmp / "sample.json").write_text(json.dumps(meta, indent=2))
     (tmp / "SAMPLE.md").write_text(_readme(meta))
-    if out.exists():
-        shutil.rmtree(out)
-    tmp.rename(out)
-    return SampleResult(out, len(acled), n_riots, len(wards), len(truth), time.perf_counter() - t0)
 
 
 def _ward_index(wards, n_px: int, x0: float, y1: float) -> np.ndarray:
@@ -163,10 +162,6 @@ def _write_landcover(path: Path, lc: np.ndarray, x0: float, y1: float, epsg: int
                        compress="deflate") as dst:
         dst.write(lc, 1)
         dst.update_tags(CLASSES=",".join(f"{i}:{n}" for i, n in enumerate(names)))
-
-
-def _sha256(p: Path) -> str:
-    return hashlib.sha256(p.read_bytes()).hexdigest()
 
 
 def _readme(meta: dict) -> str:

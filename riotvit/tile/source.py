@@ -7,7 +7,6 @@ reported as one line naming the file and the fix.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +19,7 @@ from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
 from riotvit.errors import RasterError
+from riotvit.io import file_sha256
 
 _DATE_TAGS = ("ACQUISITION_DATE", "acquisition_date", "DATE_ACQUIRED", "ACQUISITIONDATETIME", "DATE", "TIFFTAG_DATETIME")
 _INTERP_NAMES = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
@@ -91,18 +91,6 @@ class RasterSource:
             "mask": self.mask_kind,
             "categorical": self.categorical,
         }
-
-
-def file_sha256(path: Path, chunk: int = 1 << 22) -> str:
-    """sha256 of a file's bytes, streamed."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while True:
-            b = f.read(chunk)
-            if not b:
-                break
-            h.update(b)
-    return h.hexdigest()
 
 
 def parse_date(value: str | dt.date | dt.datetime | None, where: str) -> dt.date | None:

@@ -9,10 +9,8 @@ records it, so an interrupted run resumes at the next block and yields the same 
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,17 +22,18 @@ import shapely
 
 from riotvit import __version__
 from riotvit.errors import OutputExistsError, RasterError
-from riotvit.io import partial_path
-from riotvit.progress import NullReporter, Reporter
+from riotvit.io import json_sha256, partial_path, publish, write_json
+from riotvit.progress import Reporter
+from riotvit.stage import start_stage
 from riotvit.tile.bands import block_bands, crop_sources, cut_row
 from riotvit.tile.chipstore import HEADER_BYTES, AppendArray
+from riotvit.tile.meta import TILESET_FORMAT, TILESET_FORMAT_VERSION, TileSetMeta
 from riotvit.tile.plan import Block, SourceSpec, TileConfig, TilePlan, plan_tiles
 from riotvit.tile.prefetch import Prefetch
 from riotvit.tile.reader import GridReader
 from riotvit.tile.stats import BandStats
 
-TILESET_FORMAT = "riotvit-tileset"
-TILESET_FORMAT_VERSION = 1
+__all__ = ["TILESET_FORMAT", "TILESET_FORMAT_VERSION", "TileResult", "signature", "tile", "tileset_meta"]
 _PART_COLUMNS = ["crop_id", "col", "row", "source", "date", "valid_fraction", "chip_index", "mask_index", "block"]
 
 
@@ -66,7 +65,7 @@ def signature(plan: TilePlan, cfg: TileConfig) -> str:
         ],
         "config": cfg.model_dump(mode="json", exclude={"block_crops", "checksum"}),
     }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+    return json_sha256(payload, 16)
 
 
 def tile(
@@ -92,22 +91,57 @@ def tile(
     Raises:
         RiotvitError subclasses for every bad input; nothing is left at ``out`` on failure.
     """
-    cfg = config or TileConfig()
-    rep = reporter or NullReporter()
+    st = start_stage(config, TileConfig, out, reporter)
     specs = [r if isinstance(r, SourceSpec) else SourceSpec(Path(r)) for r in rasters]
-    out = Path(out)
-    t0 = time.perf_counter()
-    plan = plan_tiles(specs, cfg)
+    plan = plan_tiles(specs, st.cfg)
     for w in plan.warnings:
-        rep.log(f"warning: {w}")
-    sig = signature(plan, cfg)
+        st.rep.log(f"warning: {w}")
+    sig = signature(plan, st.cfg)
+    if _up_to_date(st.out, sig, overwrite):
+        info = TileSetMeta.read_json(st.out / "tileset.json")
+        return TileResult(st.out, info.n_crops, info.chips.n_masked, plan.n_candidates, 0.0, up_to_date=True)
+    work, done_parts = _open_work(st.out, sig)
+    runner = _Runner(plan, st.cfg, work, st.rep, done_parts)
+    try:
+        n_blocks_done = runner.run(stop_after_blocks)
+    finally:
+        runner.close()
+    if stop_after_blocks is not None and n_blocks_done < len(plan.blocks):
+        return TileResult(work, runner.n_chips, runner.n_masks, plan.n_candidates, st.elapsed(),
+                          resumed_blocks=len(done_parts), warnings=plan.warnings)
+    if runner.n_chips == 0:
+        shutil.rmtree(work, ignore_errors=True)
+        raise RasterError(
+            f"{', '.join(str(s.path) for s in plan.sources)}: no crop has at least {st.cfg.min_valid:.0%} valid pixels; "
+            "check the nodata value and the raster's extent, or lower --min-valid"
+        )
+    _finalize(plan, st.cfg, work, runner, sig)
+    publish(work, st.out)
+    return TileResult(st.out, runner.n_chips, runner.n_masks, plan.n_candidates, st.elapsed(),
+                      resumed_blocks=len(done_parts), warnings=plan.warnings)
+
+
+def _up_to_date(out: Path, sig: str, overwrite: bool) -> bool:
+    """True when ``out`` already holds this very tile set; raise when it holds something else.
+
+    Raises:
+        OutputExistsError: ``out`` holds a different tile set or other files, and ``overwrite`` is False.
+    """
     existing = _existing_signature(out)
     if existing is not None and existing == sig and not overwrite:
-        info = json.loads((out / "tileset.json").read_text())
-        return TileResult(out, info["n_crops"], info["chips"]["n_masked"], plan.n_candidates, 0.0, up_to_date=True)
+        return True
     if out.exists() and not overwrite and (existing is not None or any(out.iterdir())):
         what = "a different tile set" if existing is not None else "other files"
         raise OutputExistsError(f"{out}: folder already holds {what}; pass --overwrite to replace it or choose another --out")
+    return False
+
+
+def _open_work(out: Path, sig: str) -> tuple[Path, list[pd.DataFrame]]:
+    """The work folder ``out.partial`` and the blocks already done there (resumed when the signature matches).
+
+    The work folder is kept across interruptions so the next run resumes at the next block;
+    it is renamed onto ``out`` only when complete.
+    """
     work = partial_path(out)
     done_parts = _resume_state(work, sig)
     if not done_parts:
@@ -116,27 +150,7 @@ def tile(
         work.mkdir(parents=True)
         (work / "parts").mkdir()
         (work / "state.json").write_text(json.dumps({"signature": sig, "version": __version__}))
-    runner = _Runner(plan, cfg, work, rep, done_parts)
-    try:
-        n_blocks_done = runner.run(stop_after_blocks)
-    finally:
-        runner.close()
-    if stop_after_blocks is not None and n_blocks_done < len(plan.blocks):
-        return TileResult(work, runner.n_chips, runner.n_masks, plan.n_candidates, time.perf_counter() - t0,
-                          resumed_blocks=len(done_parts), warnings=plan.warnings)
-    if runner.n_chips == 0:
-        shutil.rmtree(work, ignore_errors=True)
-        raise RasterError(
-            f"{', '.join(str(s.path) for s in plan.sources)}: no crop has at least {cfg.min_valid:.0%} valid pixels; "
-            "check the nodata value and the raster's extent, or lower --min-valid"
-        )
-    _finalize(plan, cfg, work, runner, sig)
-    if out.exists():
-        shutil.rmtree(out)
-    work.rename(out)
-    dt = time.perf_counter() - t0
-    return TileResult(out, runner.n_chips, runner.n_masks, plan.n_candidates, dt,
-                      resumed_blocks=len(done_parts), warnings=plan.warnings)
+    return work, done_parts
 
 
 def _existing_signature(out: Path) -> str | None:
@@ -341,7 +355,16 @@ def _write_crop_tif(path: Path, chip: np.ndarray, mask: np.ndarray, grid, col: i
 
 
 def _finalize(plan: TilePlan, cfg: TileConfig, work: Path, runner: _Runner, sig: str) -> None:
+    """Merge the block parts into ``tiles.parquet``, write ``tileset.json`` and drop the resume state."""
     runner.close()
+    df = _tiles_table(plan, work)
+    write_json(work / "tileset.json", tileset_meta(plan, cfg, df, runner, sig).to_dict())
+    shutil.rmtree(work / "parts")
+    (work / "state.json").unlink()
+
+
+def _tiles_table(plan: TilePlan, work: Path) -> pd.DataFrame:
+    """Write ``tiles.parquet`` (one row per crop, with its footprint) from the block parts; return its rows."""
     parts = [pd.read_parquet(p) for p in sorted((work / "parts").glob("block_*.parquet"))]
     df = pd.concat(parts, ignore_index=True)
     g = plan.grid
@@ -349,29 +372,29 @@ def _finalize(plan: TilePlan, cfg: TileConfig, work: Path, runner: _Runner, sig:
     df["date"] = pd.to_datetime(df["date"]).dt.date
     gdf = gpd.GeoDataFrame(df.drop(columns=["block"]), geometry=shapely.box(fp[:, 0], fp[:, 1], fp[:, 2], fp[:, 3]), crs=g.crs)
     gdf.to_parquet(work / "tiles.parquet", index=False)
-    extent = [float(fp[:, 0].min()), float(fp[:, 1].min()), float(fp[:, 2].max()), float(fp[:, 3].max())]
-    per_source = df.groupby("source").size().to_dict()
-    info = {
-        "format": TILESET_FORMAT,
-        "format_version": TILESET_FORMAT_VERSION,
-        "riotvit_version": __version__,
-        "signature": sig,
-        "grid": g.to_dict(),
-        "bands": list(plan.band_names),
-        "dtype": plan.dtype,
-        "fill_value": 0,
-        "n_crops": int(len(df)),
-        "chip_shape": [len(plan.band_names), g.crop_px, g.crop_px],
-        "chips": {"path": "chips.npy", "masks": "masks.npy", "n_masked": int(runner.n_masks)},
-        "tiles": "tiles.parquet",
-        "extent": extent,
-        "dates": sorted({d.isoformat() for d in df["date"]}),
-        "stats": runner.stats.result(),
-        "stats_sample": {"rule": "(col + 7919 * row) % every == 0", "every": runner.stats_every},
-        "sources": [s.to_dict() | {"n_crops": int(per_source.get(s.id, 0))} for s in plan.sources],
-        "config": cfg.model_dump(mode="json"),
-        "warnings": plan.warnings,
-    }
-    shutil.rmtree(work / "parts")
-    (work / "state.json").unlink()
-    (work / "tileset.json").write_text(json.dumps(info, indent=2))
+    return gdf
+
+
+def tileset_meta(plan: TilePlan, cfg: TileConfig, tiles: gpd.GeoDataFrame, runner: _Runner, sig: str) -> TileSetMeta:
+    """``tileset.json`` of a finished tiling run."""
+    g = plan.grid
+    x0, y0, x1, y1 = tiles.total_bounds
+    per_source = tiles.groupby("source").size().to_dict()
+    return TileSetMeta.build(
+        signature=sig,
+        grid=g.to_dict(),
+        bands=list(plan.band_names),
+        dtype=plan.dtype,
+        fill_value=0,
+        n_crops=int(len(tiles)),
+        chip_shape=[len(plan.band_names), g.crop_px, g.crop_px],
+        chips={"path": "chips.npy", "masks": "masks.npy", "n_masked": int(runner.n_masks)},
+        tiles="tiles.parquet",
+        extent=[float(x0), float(y0), float(x1), float(y1)],
+        dates=sorted({d.isoformat() for d in tiles["date"]}),
+        stats=runner.stats.result(),
+        stats_sample={"rule": "(col + 7919 * row) % every == 0", "every": runner.stats_every},
+        sources=[s.to_dict() | {"n_crops": int(per_source.get(s.id, 0))} for s in plan.sources],
+        config=cfg.model_dump(mode="json"),
+        warnings=plan.warnings,
+    )

@@ -13,15 +13,20 @@ import numpy as np
 from riotvit.errors import TileSetError
 from riotvit.grid import CropGrid
 from riotvit.tile.chipstore import open_array
-from riotvit.tile.tiler import TILESET_FORMAT, TILESET_FORMAT_VERSION
+from riotvit.tile.meta import TILESET_FORMAT, TILESET_FORMAT_VERSION, TileSetMeta
 
 
 @dataclass
 class TileSet:
-    """An opened tile set. Chips and masks are memory-mapped, read lazily."""
+    """An opened tile set. Chips and masks are memory-mapped, read lazily.
+
+    Attributes:
+        path: the tile set folder.
+        info: its ``tileset.json``.
+    """
 
     path: Path
-    info: dict
+    info: TileSetMeta
 
     @classmethod
     def open(cls, path: str | Path) -> TileSet:
@@ -47,36 +52,36 @@ class TileSet:
                 f"{meta}: tile set format {info.get('format')} v{info.get('format_version')} is not supported "
                 f"by this riotvit (reads v{TILESET_FORMAT_VERSION}); re-tile with this version"
             )
-        for key in ("chips",):
-            f = p / info[key]["path"]
-            if not f.is_file():
-                raise TileSetError(f"{f}: chip store missing from the tile set; rerun riotvit tile --overwrite")
-        return cls(p, info)
+        typed = TileSetMeta.from_dict(info, meta)
+        f = p / typed.chips.path
+        if not f.is_file():
+            raise TileSetError(f"{f}: chip store missing from the tile set; rerun riotvit tile --overwrite")
+        return cls(p, typed)
 
     @property
     def grid(self) -> CropGrid:
-        return CropGrid.from_dict(self.info["grid"])
+        return self.info.crop_grid
 
     @property
     def bands(self) -> list[str]:
-        return list(self.info["bands"])
+        return list(self.info.bands)
 
     @property
     def stats(self) -> dict[str, dict[str, float]]:
-        return self.info["stats"]
+        return self.info.stats
 
     def __len__(self) -> int:
-        return int(self.info["n_crops"])
+        return self.info.n_crops
 
     @cached_property
     def tiles(self) -> gpd.GeoDataFrame:
         """One row per crop (crop_id, col, row, source, date, valid_fraction, chip_index, mask_index, geometry)."""
-        return gpd.read_parquet(self.path / self.info["tiles"])
+        return gpd.read_parquet(self.path / self.info.tiles)
 
     @cached_property
     def chips(self) -> np.ndarray:
         """The (N, C, H, W) chip array, memory-mapped."""
-        a = open_array(self.path / self.info["chips"]["path"])
+        a = open_array(self.path / self.info.chips.path)
         if a.shape[0] != len(self):
             raise TileSetError(f"{self.path}: chip store holds {a.shape[0]} crops, tileset.json says {len(self)}; re-tile")
         return a
@@ -84,7 +89,7 @@ class TileSet:
     @cached_property
     def masks(self) -> np.ndarray:
         """The (M, H, W) uint8 masks of partially valid crops, memory-mapped."""
-        return open_array(self.path / self.info["chips"]["masks"])
+        return open_array(self.path / self.info.chips.masks)
 
     def read(self, index: np.ndarray | list[int]) -> tuple[np.ndarray, np.ndarray]:
         """Chips and boolean valid masks for chip indexes (sorted reads are fastest)."""

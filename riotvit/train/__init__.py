@@ -8,6 +8,7 @@ Modules:
 - ``loop``: the epoch loop with checkpoints and early stopping.
 - ``trainer``: the stage (``train``): folds, baselines, calibration, the bundle.
 - ``evaluate``: ``evaluate_bundle`` re-scores a bundle on its (or another) tile set.
+- ``splits``: the train / validation / test rows every evaluation shares (spatial, temporal).
 - ``metrics``, ``baselines``, ``calibration``: scores, the prevalence and history+census
   baselines, temperature/isotonic calibration stored as JSON.
 - ``plots`` and ``report``: reliability diagrams, curves, ``metrics.json``/``metrics.md``.

@@ -1,4 +1,4 @@
-"""Baselines on the same folds as the model, and the row selection every evaluation shares.
+"""Baselines on the same folds as the model.
 
 Two baselines frame the model's numbers:
 
@@ -9,10 +9,7 @@ Two baselines frame the model's numbers:
   imagery): logistic regression (median imputation + missing indicators + scaling) or
   gradient boosting (which takes NaN natively), with a Poisson regressor for ``event_count``.
 
-Row selection (:func:`train_rows`, :func:`make_splits`) is the honest-evaluation contract the
-trainer uses too: for test fold ``f`` the model trains on other folds, never on the validation
-fold, and never on crops whose ``near_folds`` bit ``f`` is set (the buffer ring around fold
-``f``'s crops), so spatial autocorrelation cannot leak test labels into training.
+Both are scored on the splits of :mod:`riotvit.train.splits`, the rows the model is scored on.
 """
 
 from __future__ import annotations
@@ -20,15 +17,15 @@ from __future__ import annotations
 import contextlib
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from riotvit.errors import ConfigError, SamplesError, suggest
+from riotvit.errors import ConfigError, suggest
 from riotvit.train.calibration import fit_calibrator, logit
 from riotvit.train.metrics import ECE_BINS, choose_threshold, evaluate_heads
+from riotvit.train.splits import Split, make_splits, require_columns
 
 FEATURE_PREFIXES = ("hist_", "census_")
 """Metadata columns the history-plus-census baseline uses."""
@@ -52,213 +49,9 @@ def _threads(n_rows: int) -> contextlib.AbstractContextManager:
     return threadpool_limits(limits=1)
 
 
-@dataclass(frozen=True, eq=False)
-class Split:
-    """One train / validation / test partition of a samples table (boolean row masks).
-
-    Attributes:
-        name: ``"fold<k>"`` for spatial block ``k`` or ``"temporal"``.
-        kind: ``"spatial"`` or ``"temporal"``.
-        test_fold: the held-out spatial fold (None for the temporal split).
-        val_fold: the spatial fold used for validation (threshold, calibration, early stop).
-        train, val, test: boolean masks over the rows of the table.
-    """
-
-    name: str
-    kind: str
-    test_fold: int | None
-    val_fold: int | None
-    train: np.ndarray = field(repr=False)
-    val: np.ndarray = field(repr=False)
-    test: np.ndarray = field(repr=False)
-
-    def sizes(self) -> dict[str, int]:
-        """Row counts of the three parts."""
-        return {
-            "n_train": int(self.train.sum()),
-            "n_val": int(self.val.sum()),
-            "n_test": int(self.test.sum()),
-        }
-
-
-def _require(samples: pd.DataFrame, cols: Sequence[str]) -> None:
-    missing = [c for c in cols if c not in samples.columns]
-    if missing:
-        raise SamplesError(
-            f"samples table: missing column(s) {', '.join(missing)}"
-            f"{suggest(missing[0], samples.columns)}; rerun `riotvit join` to rebuild samples.parquet"
-        )
-
-
 def feature_columns(samples: pd.DataFrame) -> list[str]:
     """The ``hist_*`` and ``census_*`` columns, in table order."""
     return [c for c in samples.columns if str(c).startswith(FEATURE_PREFIXES)]
-
-
-def fold_ids(samples: pd.DataFrame) -> list[int]:
-    """Sorted spatial fold ids present in the table (``fold >= 0``)."""
-    _require(samples, ["fold"])
-    f = pd.to_numeric(samples["fold"], errors="coerce").dropna().astype(np.int64)
-    return sorted(int(v) for v in f[f >= 0].unique())
-
-
-def default_val_fold(folds: Sequence[int], test_fold: int) -> int:
-    """The validation fold for ``test_fold``: the next fold id, cyclically."""
-    folds = sorted(folds)
-    return folds[(folds.index(test_fold) + 1) % len(folds)]
-
-
-def _near_bit(samples: pd.DataFrame, fold: int) -> np.ndarray:
-    near = pd.to_numeric(samples["near_folds"], errors="coerce").fillna(0).to_numpy(np.int64)
-    return ((near >> int(fold)) & 1) == 1
-
-
-def train_rows(
-    samples: pd.DataFrame,
-    test_fold: int | None,
-    val_fold: int | None = None,
-    exclude_near_val: bool = True,
-) -> np.ndarray:
-    """Boolean mask of the rows a model may train on when ``test_fold`` is held out.
-
-    A row is kept when its fold is neither ``test_fold`` nor ``val_fold``, it is not in the
-    buffer ring of ``test_fold`` (``(near_folds >> test_fold) & 1 == 0``) and, with
-    ``exclude_near_val``, not in the ring of ``val_fold`` either (so validation scores, which
-    pick the threshold and the calibration, are not inflated by leakage). Rows with a negative
-    or missing fold are never kept.
-
-    Raises:
-        SamplesError: the table lacks ``fold`` or ``near_folds``.
-    """
-    _require(samples, ["fold", "near_folds"])
-    fold = pd.to_numeric(samples["fold"], errors="coerce").fillna(-1).to_numpy(np.int64)
-    keep = fold >= 0
-    if test_fold is not None:
-        keep &= (fold != test_fold) & ~_near_bit(samples, test_fold)
-    if val_fold is not None:
-        keep &= fold != val_fold
-        if exclude_near_val:
-            keep &= ~_near_bit(samples, val_fold)
-    return keep
-
-
-def spatial_split(
-    samples: pd.DataFrame,
-    test_fold: int,
-    val_fold: int | None = None,
-    exclude_near_val: bool = True,
-) -> Split:
-    """The split that holds out spatial block ``test_fold`` (see :func:`train_rows`).
-
-    Raises:
-        SamplesError: fewer than three folds, or an unknown / clashing fold id.
-    """
-    folds = fold_ids(samples)
-    if len(folds) < 3:
-        raise SamplesError(
-            f"samples table: {len(folds)} spatial fold(s) ({folds}); honest evaluation needs at "
-            "least 3 (train, validation, test); rerun `riotvit join` with more folds"
-        )
-    for what, f in (("test", test_fold), ("validation", val_fold)):
-        if f is not None and f not in folds:
-            raise SamplesError(f"samples table: {what} fold {f} does not exist; folds are {folds}")
-    val_fold = default_val_fold(folds, test_fold) if val_fold is None else val_fold
-    if val_fold == test_fold:
-        raise SamplesError(f"validation fold {val_fold} equals the test fold; pick another one")
-    fold = pd.to_numeric(samples["fold"], errors="coerce").fillna(-1).to_numpy(np.int64)
-    return Split(
-        name=f"fold{test_fold}",
-        kind="spatial",
-        test_fold=int(test_fold),
-        val_fold=int(val_fold),
-        train=train_rows(samples, test_fold, val_fold, exclude_near_val),
-        val=fold == val_fold,
-        test=fold == test_fold,
-    )
-
-
-def temporal_split(samples: pd.DataFrame, val_fold: int | None = None) -> Split | None:
-    """Train on the ``past``, test on the ``future`` rows of ``time_split``.
-
-    Validation is the past rows of spatial fold ``val_fold`` (default: the first fold); they and
-    their buffer ring are left out of training. None when the table has no ``time_split`` column
-    or no past / future rows.
-    """
-    if "time_split" not in samples.columns:
-        return None
-    ts = samples["time_split"].astype("string").str.lower()
-    past, future = (
-        ts.eq("past").fillna(False).to_numpy(bool),
-        ts.eq("future").fillna(False).to_numpy(bool),
-    )
-    if not past.any() or not future.any():
-        return None
-    folds = fold_ids(samples)
-    val_fold = folds[0] if val_fold is None else val_fold
-    fold = pd.to_numeric(samples["fold"], errors="coerce").fillna(-1).to_numpy(np.int64)
-    return Split(
-        name="temporal",
-        kind="temporal",
-        test_fold=None,
-        val_fold=int(val_fold),
-        train=past & train_rows(samples, None, val_fold),
-        val=past & (fold == val_fold),
-        test=future,
-    )
-
-
-def column_split(samples: pd.DataFrame) -> Split:
-    """The split written by ``riotvit join`` in the ``split`` column (train / val / test / buffer).
-
-    Buffer rows are in no part. The split is named ``fold<k>`` when its test rows are all of
-    fold ``k`` (so it lines up with :func:`spatial_split` results), else ``"split"``.
-
-    Raises:
-        SamplesError: no ``split`` column, or no train / test rows.
-    """
-    _require(samples, ["split", "fold"])
-    sp = samples["split"].astype("string").str.lower()
-    parts = {k: sp.eq(k).fillna(False).to_numpy(bool) for k in ("train", "val", "test")}
-    if not parts["train"].any() or not parts["test"].any():
-        raise SamplesError(
-            f"samples table: the split column has {int(parts['train'].sum())} train and "
-            f"{int(parts['test'].sum())} test rows; rerun `riotvit join` or use spatial folds"
-        )
-    fold = pd.to_numeric(samples["fold"], errors="coerce").fillna(-1).to_numpy(np.int64)
-    test_folds, val_folds = np.unique(fold[parts["test"]]), np.unique(fold[parts["val"]])
-    test_fold = int(test_folds[0]) if test_folds.size == 1 else None
-    val_fold = int(val_folds[0]) if val_folds.size == 1 else None
-    return Split(
-        name=f"fold{test_fold}" if test_fold is not None else "split",
-        kind="spatial",
-        test_fold=test_fold,
-        val_fold=val_fold,
-        **parts,
-    )
-
-
-def make_splits(
-    samples: pd.DataFrame,
-    folds: Sequence[int] | None = None,
-    val_folds: dict[int, int] | None = None,
-    temporal: bool = True,
-) -> list[Split]:
-    """Every evaluation split: one per spatial test fold, then the temporal one if present.
-
-    Args:
-        samples: the samples table.
-        folds: test folds to evaluate (default: all).
-        val_folds: ``{test_fold: val_fold}`` overrides of :func:`default_val_fold`.
-        temporal: add the temporal split when the table has ``time_split``.
-    """
-    folds = fold_ids(samples) if folds is None else [int(f) for f in folds]
-    val_folds = val_folds or {}
-    splits = [spatial_split(samples, f, val_folds.get(f)) for f in folds]
-    if temporal:
-        t = temporal_split(samples)
-        if t is not None:
-            splits.append(t)
-    return splits
 
 
 def prevalence_baseline(train_y: Any) -> float:
@@ -335,7 +128,7 @@ class HistoryCensusBaseline:
         )
 
     def _x(self, df: pd.DataFrame) -> np.ndarray:
-        _require(df, self.features or [])
+        require_columns(df, self.features or [])
         return df[self.features].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
 
     def fit(
@@ -344,7 +137,7 @@ class HistoryCensusBaseline:
         """Fit on the training rows of ``df``; rows with a NaN target are skipped per target."""
         if self.features is None:
             self.features = feature_columns(df)
-        _require(df, [y_col])
+        require_columns(df, [y_col])
         y = pd.to_numeric(df[y_col], errors="coerce").to_numpy(np.float64)
         ok = np.isfinite(y)
         self.const_p_ = prevalence_baseline(y)
@@ -431,7 +224,7 @@ def evaluate_baselines(
         :func:`~riotvit.train.metrics.evaluate_heads` output (``riot``, ``count_col``) plus
         ``info`` (sizes, folds, threshold method, calibration, kind, note).
     """
-    _require(samples, [y_col])
+    require_columns(samples, [y_col])
     if splits is None:
         splits = make_splits(samples, folds, temporal=temporal)
     count_col = count_col if count_col is not None and count_col in samples.columns else None

@@ -12,15 +12,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from riotvit import __version__
 from riotvit.errors import BundleError
 from riotvit.io import atomic_file
+from riotvit.train.meta import BUNDLE_FORMAT, BUNDLE_FORMAT_VERSION, BundleMeta
 from riotvit.train.models import ModelConfig, create_model
 
-BUNDLE_FORMAT = "riotvit-bundle"
-BUNDLE_FORMAT_VERSION = 1
+__all__ = ["BACKGROUND", "BUNDLE_FORMAT", "BUNDLE_FORMAT_VERSION", "META", "WEIGHTS", "Bundle", "BundleMeta",
+           "load_tensors", "save_tensors"]
 WEIGHTS = "model.safetensors"
 META = "bundle.json"
 BACKGROUND = "background.safetensors"
@@ -43,32 +42,25 @@ def load_tensors(path: Path) -> dict[str, Any]:
         raise BundleError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); retrain or restore it") from None
 
 
-def write_json(path: Path, obj: Any) -> None:
-    with atomic_file(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, default=_jsonable))
-
-
-def _jsonable(o: Any) -> Any:
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return None if not np.isfinite(o) else float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
-    return str(o)
-
-
 @dataclass
 class Bundle:
-    """An opened model bundle."""
+    """An opened model bundle.
+
+    Attributes:
+        path: the bundle folder.
+        meta: its ``bundle.json``.
+    """
 
     path: Path
-    meta: dict
+    meta: BundleMeta
 
     @classmethod
     def open(cls, path: str | Path) -> Bundle:
+        """Open and check a bundle folder.
+
+        Raises:
+            BundleError: not a finished bundle, of another format version, or without weights.
+        """
         p = Path(path)
         if not (p / META).is_file():
             partial = p.with_name(p.name + ".partial")
@@ -88,14 +80,14 @@ class Bundle:
             )
         if not (p / WEIGHTS).is_file():
             raise BundleError(f"{p}: {WEIGHTS} is missing from the bundle; retrain or restore it")
-        return cls(p, meta)
+        return cls(p, BundleMeta.from_dict(meta, p / META))
 
     def load_model(self, device: str = "cpu"):
         """The model with its trained weights, in eval mode."""
 
-        cfg = ModelConfig.model_validate(self.meta["config"]["model"])
-        model = create_model(cfg, self.meta["bands"], n_meta=len(self.meta["features"]["names"]),
-                             n_types=len(self.meta["targets"]["type_counts"]), pretrained=False)
+        cfg = ModelConfig.model_validate(self.meta.config["model"])
+        model = create_model(cfg, self.meta.bands, n_meta=len(self.meta.features.names),
+                             n_types=len(self.meta.targets.type_counts), pretrained=False)
         state = load_tensors(self.path / WEIGHTS)
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
@@ -104,6 +96,11 @@ class Bundle:
         return model.to(device).eval()
 
     def background(self) -> dict[str, Any]:
+        """The background samples of explanations (image, meta, rows).
+
+        Raises:
+            BundleError: the bundle was trained without them.
+        """
         f = self.path / BACKGROUND
         if not f.is_file():
             raise BundleError(

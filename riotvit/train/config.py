@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from riotvit.config import StrictModel
+from riotvit.device import CompileMode, DeviceName, Precision
 from riotvit.train.models.config import LossConfig, ModelConfig
 
 
@@ -55,12 +56,20 @@ class TrainConfig(StrictModel):
     optim: OptimConfig = Field(default_factory=OptimConfig, description="Optimiser and schedule.")
     eval: EvalConfig = Field(default_factory=EvalConfig, description="Calibration, thresholds, baselines, cross-validation.")
     seed: int = Field(0, description="Seed for weights, sampling and augmentation.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="auto = CUDA when available.")
-    precision: Literal["auto", "fp32", "bf16"] = Field("auto", description="auto = bf16 autocast on CUDA, fp32 on CPU.")
-    compile: Literal["auto", "on", "off"] = Field("auto", description="torch.compile the model (auto = on CUDA only).")
+    device: DeviceName = Field("auto", description="Where training runs (auto = CUDA when available).")
+    precision: Precision = Field("auto", description="auto = bf16 autocast on CUDA, fp32 on CPU.")
+    compile: CompileMode = Field("auto", description="torch.compile the model (auto = on CUDA only).")
     threads: int | None = Field(None, ge=1, description="CPU threads for torch (default: torch's own).")
     deterministic: bool = Field(True, description="Deterministic algorithms (CPU runs are then bit-reproducible).")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
+        """Settings that are valid one by one but not together."""
+        if not self.model.heads.riot.enabled:
+            raise ValueError("model.heads.riot.enabled is false, but early stopping, calibration, thresholds and "
+                             "evaluation all score the riot head; enable it (other heads may be disabled)")
+        if self.optim.warmup_epochs > self.optim.epochs:
+            raise ValueError(f"optim.warmup_epochs {self.optim.warmup_epochs:g} is longer than optim.epochs "
+                             f"{self.optim.epochs}: training would end before the learning rate peaks; "
+                             "shorten the warmup or train longer")
         return self

@@ -9,9 +9,9 @@ import numpy as np
 import pandas as pd
 
 from riotvit.join.features import BandNorm, MetaScaler, target_arrays
-from riotvit.join.stage import read_samples
+from riotvit.join.samples import open_samples
 from riotvit.tile.tileset import TileSet
-from riotvit.train.baselines import Split, column_split, evaluate_baselines
+from riotvit.train.baselines import evaluate_baselines
 from riotvit.train.bundle import Bundle
 from riotvit.train.calibration import Calibrator, calibrator_from_dict, fit_calibrator
 from riotvit.train.data import ChipBatcher
@@ -19,6 +19,7 @@ from riotvit.train.inputs import check_inputs
 from riotvit.train.loop import predict_outputs
 from riotvit.train.metrics import choose_threshold, count_metrics, evaluate_heads
 from riotvit.train.report import build_metrics_table
+from riotvit.train.splits import Split, column_split
 
 
 def expected_outputs(raw: dict[str, np.ndarray], calibrator: Calibrator | None) -> dict[str, np.ndarray]:
@@ -93,35 +94,35 @@ def evaluate_bundle(run: str, tileset: str | None = None, samples: str | None = 
 
 
     b = Bundle.open(run)
-    prov = b.meta["provenance"]
-    ts = TileSet.open(tileset or prov["tileset"]["path"])
-    sp_path = Path(samples or prov["samples"]["path"])
-    df, smeta = read_samples(sp_path)
+    bm = b.meta
+    ts = TileSet.open(tileset or bm.provenance.tileset.path)
+    sp_path = Path(samples or bm.provenance.samples.path)
+    df, smeta = open_samples(sp_path)
     check_inputs(ts, df, smeta, sp_path)
     split = column_split(df)
-    scaler = MetaScaler.from_dict(b.meta["features"])
+    scaler = MetaScaler.from_dict(bm.features.model_dump())
     meta = scaler.transform(df) if scaler.names else None
-    type_cols = b.meta["targets"]["type_counts"]
+    type_cols = bm.targets.type_counts
     dev = torch.device(device)
     model = b.load_model(device)
     batcher = ChipBatcher(ts, df["chip_index"].to_numpy(), meta, target_arrays(df, type_cols),
-                          BandNorm.from_dict(b.meta["normalisation"]), dev, b.meta["input_px"], "auto")
+                          BandNorm.from_dict(bm.normalisation.model_dump()), dev, bm.input_px, "auto")
     try:
         raw = predict_outputs(model, batcher, np.flatnonzero(split.test), 256, False)
     finally:
         batcher.close()
-    cal = calibrator_from_dict(b.meta["calibration"])
+    cal = calibrator_from_dict(bm.calibration)
     pred = expected_outputs(raw, cal)
     test = df[split.test]
     targets = {k: test[k].to_numpy() for k in ("riot", "event_count", "fatalities", "crowd_size")}
-    heads = evaluate_heads(targets, {k: pred[k] for k in targets if k in pred}, threshold=b.meta["threshold"],
+    heads = evaluate_heads(targets, {k: pred[k] for k in targets if k in pred}, threshold=bm.threshold,
                            num_classes=pred["crowd_size"].shape[1] if "crowd_size" in pred else None)
     for j, c in enumerate(type_cols):
         if "type_counts" in pred:
             heads[c] = count_metrics(test[c].to_numpy(), pred["type_counts"][:, j])
-    cfg = b.meta["config"]["eval"]
+    cfg = bm.config["eval"]
     base = baseline_scores(df, [split], cfg["baseline"], cfg["calibration"], cfg["threshold"], scaler.names)
     results = {split.name: {"riotvit": heads, **{k: v for k, v in base[split.name].items() if k != "info"}}}
-    table = build_metrics_table(results, calibration=b.meta["calibration"], threshold_method=cfg["threshold"],
+    table = build_metrics_table(results, calibration=bm.calibration, threshold_method=cfg["threshold"],
                                 meta={"features": scaler.names})
     return table, b

@@ -9,20 +9,24 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from riotvit.io import write_json
 from riotvit.progress import NullReporter, Reporter
 from riotvit.train.bundle import load_tensors, save_tensors
 from riotvit.train.config import TrainConfig
 from riotvit.train.data import ChipBatcher, epoch_batches, fixed_batches
+
+if TYPE_CHECKING:
+    from timm.scheduler import CosineLRScheduler
 
 
 @dataclass
@@ -42,18 +46,22 @@ def autocast(device: torch.device, bf16: bool):
     return contextlib.nullcontext()
 
 
-def lr_lambda(cfg: TrainConfig, steps_per_epoch: int):
+def make_scheduler(opt: torch.optim.Optimizer, cfg: TrainConfig, steps_per_epoch: int) -> CosineLRScheduler:
+    """Linear warmup, then cosine decay to ``min_lr_ratio`` of the peak: timm's ``CosineLRScheduler``.
+
+    It is stepped per optimiser update (``step_update(updates done)``). With ``warm`` warmup
+    steps and ``total`` steps in all, update ``s`` gets ``(s + 1) / (warm + 1)`` of the peak while
+    ``s < warm``, then ``floor + (1 - floor) * (1 + cos(pi * (s - warm) / (total - warm))) / 2``,
+    and ``floor`` from ``total`` on. (Before timm, warmup update ``s`` got ``(s + 1) / warm``, so
+    the peak was held for two updates; every update from ``warm`` on is unchanged.)
+    """
+    from timm.scheduler import CosineLRScheduler
+
     total = max(1, cfg.optim.epochs * steps_per_epoch)
     warm = int(cfg.optim.warmup_epochs * steps_per_epoch)
-    floor = cfg.optim.min_lr_ratio
-
-    def f(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        t = (step - warm) / max(1, total - warm)
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
-
-    return f
+    peak = cfg.optim.lr
+    return CosineLRScheduler(opt, t_initial=max(1, total - warm), lr_min=cfg.optim.min_lr_ratio * peak,
+                             warmup_t=warm, warmup_lr_init=peak / (warm + 1), warmup_prefix=True, t_in_epochs=False)
 
 
 def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -121,7 +129,8 @@ def fit(
     params = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
     opt = make_optimizer(params, cfg)
     steps = max(1, int(np.ceil(train_rows.size / cfg.data.batch_size)))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_lambda(cfg, steps))
+    sched = make_scheduler(opt, cfg, steps)
+    updates = 0
     rng = np.random.default_rng(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     history: list[dict] = []
@@ -130,13 +139,14 @@ def fit(
     ck, ckj = work / "checkpoint.safetensors", work / "checkpoint.json"
     if ck.is_file() and ckj.is_file():
         info = json.loads(ckj.read_text())
-        if info.get("signature") == signature:
+        if info.get("signature") == signature and "updates" in info:
             t = load_tensors(ck)
             model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
             loss_fn.load_state_dict({k[5:]: v for k, v in t.items() if k.startswith("loss.")})
             best_state = {k[5:]: v for k, v in t.items() if k.startswith("best.")}
             _restore_optimizer(opt, t, info["optimizer"])
             sched.load_state_dict(info["scheduler"])
+            updates = info["updates"]
             rng.bit_generator.state = info["numpy_rng"]
             gen.set_state(t["rng.torch"])
             torch.set_rng_state(t["rng.global"])
@@ -166,7 +176,8 @@ def fit(
             if cfg.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
             opt.step()
-            sched.step()
+            updates += 1
+            sched.step_update(updates)
             tot += float(losses["loss"].detach()) * b.rows.size
             n += b.rows.size
             rep.advance(b.rows.size)
@@ -187,8 +198,8 @@ def fit(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad += 1
-        _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, rng, gen, signature, epoch, history, best,
-                    best_epoch, bad)
+        _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, updates, rng, gen, signature, epoch, history,
+                    best, best_epoch, bad)
         rep.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}  val loss {vloss:.4f}  val AUPR {aupr:.3f}  "
                 f"AUROC {auroc:.3f}  {row['images_per_s']:.0f} img/s" + ("  *" if improved else ""))
     model.load_state_dict(best_state)
@@ -202,7 +213,7 @@ def _rank_metrics(y: np.ndarray, logits: np.ndarray | None) -> tuple[float, floa
     return float(average_precision_score(y, logits)), float(roc_auc_score(y, logits))
 
 
-def _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, rng, gen, signature, epoch, history, best,
+def _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, updates, rng, gen, signature, epoch, history, best,
                 best_epoch, bad) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors |= {f"loss.{k}": v for k, v in loss_fn.state_dict().items()}
@@ -213,15 +224,7 @@ def _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, rng, gen, signa
     tensors["rng.global"] = torch.get_rng_state()
     save_tensors(ck, tensors)
     info = {"signature": signature, "epoch": epoch, "history": history, "best": best, "best_epoch": best_epoch,
-            "bad": bad, "optimizer": oinfo, "scheduler": sched.state_dict(), "numpy_rng": rng.bit_generator.state}
-    tmp = ckj.with_suffix(".tmp")
-    tmp.write_text(json.dumps(info, default=_num))
-    tmp.replace(ckj)
+            "bad": bad, "optimizer": oinfo, "scheduler": sched.state_dict(), "updates": updates,
+            "numpy_rng": rng.bit_generator.state}
+    write_json(ckj, info)
 
-
-def _num(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    raise TypeError(type(o))

@@ -14,7 +14,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score
+from sklearn.metrics import (
+    average_precision_score,
+    brier_score_loss,
+    log_loss,
+    mean_poisson_deviance,
+    precision_recall_curve,
+    roc_auc_score,
+)
 
 from riotvit.errors import ConfigError, suggest
 
@@ -192,9 +199,8 @@ def binary_metrics(
                 f"only one class in the labels ({n_pos} positives of {n}); AUROC and AUPR undefined"
             )
     if n:
-        pc = np.clip(p, 1e-7, 1 - 1e-7)
-        out["brier"] = float(np.mean((p - y) ** 2))
-        out["log_loss"] = float(-np.mean(y * np.log(pc) + (1 - y) * np.log1p(-pc)))
+        out["brier"] = float(brier_score_loss(y, p, labels=[0, 1]))
+        out["log_loss"] = float(log_loss(y, np.clip(p, 1e-7, 1 - 1e-7), labels=[0, 1]))
     else:
         out["brier"] = out["log_loss"] = math.nan
     pred = p >= t
@@ -215,17 +221,14 @@ def binary_metrics(
 
 
 def poisson_deviance(y: Any, mu: Any) -> float:
-    """Mean Poisson deviance ``2 * [y log(y / mu) - (y - mu)]``, with ``0 log 0 = 0``.
+    """Mean Poisson deviance ``2 * [y log(y / mu) - (y - mu)]``, with ``0 log 0 = 0`` (scikit-learn's).
 
     ``mu`` is floored at 1e-12 so a zero prediction for a positive count is finite but large.
     """
     y, mu, _ = _finite_pair(y, mu)
     if y.size == 0:
         return math.nan
-    mu = np.maximum(mu, _EPS)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        term = np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
-    return float(np.mean(2.0 * (term - (y - mu))))
+    return float(mean_poisson_deviance(y, np.maximum(mu, _EPS)))
 
 
 def count_metrics(y: Any, mu: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from riotvit.io import atomic_file
+from riotvit.io import atomic_file, write_json
 from riotvit.train.baselines import BASELINE_NAMES
 from riotvit.train.metrics import pool_reliability
 from riotvit.train.plots import reliability_diagram
@@ -243,11 +243,7 @@ class MetricsTable:
     def to_markdown(self) -> str:
         """The ``metrics.md`` text: a header line, the table, and the AUPR lift lines."""
         lines = ["# riotvit metrics", ""]
-        cal = (
-            self.calibration.get("method")
-            if isinstance(self.calibration, Mapping)
-            else self.calibration
-        )
+        cal = self.calibration.get("method") if isinstance(self.calibration, Mapping) else self.calibration
         folds = ", ".join(str(self.folds[s]) for s in self.spatial_splits) or _DASH
         lines.append(
             f"Calibration: {cal or 'none'} · threshold: {self.threshold_method or 'given'} on "
@@ -268,11 +264,8 @@ class MetricsTable:
             lines.append(
                 f"- AUPR lift of {self.primary} over {b}: {_fmt(r, 2)}× (mean over spatial folds; per fold {per or _DASH})"
             )
-        lines.append("")
-        lines.append(
-            "Mean rows: mean ± standard deviation over spatial folds; n and positives are totals. "
-            f"{_DASH} means undefined (e.g. a fold with one class)."
-        )
+        lines += ["", "Mean rows: mean ± standard deviation over spatial folds; n and positives are totals. "
+                  f"{_DASH} means undefined (e.g. a fold with one class)."]
         return "\n".join(lines) + "\n"
 
     def to_rich(self) -> Any:
@@ -360,10 +353,7 @@ def write_metrics(run_dir: str | Path, table: MetricsTable) -> dict[str, Path]:
     """Write ``metrics.json`` and ``metrics.md`` into ``run_dir`` (atomically)."""
     run_dir = Path(run_dir)
     paths = {"json": run_dir / "metrics.json", "md": run_dir / "metrics.md"}
-    with atomic_file(paths["json"]) as tmp:
-        tmp.write_text(
-            json.dumps(table.to_dict(), indent=2, allow_nan=False) + "\n", encoding="utf-8"
-        )
+    write_json(paths["json"], table.to_dict())  # to_dict has made nan / inf null already
     with atomic_file(paths["md"]) as tmp:
         tmp.write_text(table.to_markdown(), encoding="utf-8")
     return paths
@@ -384,37 +374,21 @@ def write_reliability_plots(
     Returns:
         The PNGs written (none when no model has reliability bins).
     """
-
     run_dir = Path(run_dir)
-    written: list[Path] = []
-
-    def bins_of(split: str) -> dict[str, Any]:
-        out = {}
-        for m in table.models:
-            b = table.results[split].get(m, {}).get("riot", {}).get("reliability")
-            if b:
-                out[m] = b
-        return out
-
-    spatial = table.spatial_splits
-    pooled = {}
-    for m in table.models:
-        parts = [bins_of(s)[m] for s in spatial if m in bins_of(s)]
-        if parts:
-            pooled[m] = pool_reliability(parts)
+    bins = {
+        s: {m: b for m in table.models if (b := table.results[s].get(m, {}).get("riot", {}).get("reliability"))}
+        for s in table.splits
+    }
+    pooled = {
+        m: pool_reliability(parts)
+        for m in table.models
+        if (parts := [bins[s][m] for s in table.spatial_splits if m in bins[s]])
+    }
+    written = []
     if pooled:
-        written.append(
-            reliability_diagram(
-                pooled, run_dir / "reliability.png", title="Reliability (spatial folds pooled)"
-            )
-        )
+        title = "Reliability (spatial folds pooled)"
+        written.append(reliability_diagram(pooled, run_dir / "reliability.png", title=title))
     if per_split:
-        for s in table.splits:
-            b = bins_of(s)
-            if b:
-                written.append(
-                    reliability_diagram(
-                        b, run_dir / f"reliability_{s}.png", title=f"Reliability ({s})"
-                    )
-                )
+        written += [reliability_diagram(b, run_dir / f"reliability_{s}.png", title=f"Reliability ({s})")
+                    for s, b in bins.items() if b]
     return written

@@ -9,12 +9,14 @@ import pytest
 from riotvit.errors import ConfigError, SamplesError
 from riotvit.train.baselines import (
     HistoryCensusBaseline,
-    column_split,
-    default_val_fold,
     evaluate_baselines,
     feature_columns,
-    make_splits,
     prevalence_baseline,
+)
+from riotvit.train.splits import (
+    column_split,
+    default_val_fold,
+    make_splits,
     spatial_split,
     temporal_split,
     train_rows,

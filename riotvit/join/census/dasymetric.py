@@ -22,29 +22,31 @@ Raster nodata (and negative values) inside the raster count as 0 people: WorldPo
 products mark unsettled land as nodata. Pixels outside the raster are unknown and take the
 polygon's mean raster density. Polygons with no raster population at all (none of them covered,
 or a zero sum) fall back to the area share, and are listed in the report.
+
+Reading the raster onto the working lattice (step 1) lives in :mod:`riotvit.join.census.people`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import rasterio
 import shapely
 from affine import Affine
 from rasterio.features import rasterize
-from rasterio.warp import Resampling, reproject, transform_bounds
-from rasterio.windows import Window, from_bounds
 
-from riotvit.errors import RasterError
+from riotvit.join.census.people import (
+    Lattice,
+    fine_resolution,
+    lattice,
+    open_population,
+    snap,
+    tiled_people,
+)
 
-TILE = 512  # the raster is warped in tiles of TILE x TILE pixels on a global lattice
-MAX_FINE_PIXELS = 40_000_000  # the working grid over the crops is coarsened beyond this
 MAX_COARSE_PIXELS = 10_000_000  # grid for polygon parts beyond the crops
-_EARTH_R = 6_371_007.2  # authalic radius, metres
 
 
 @dataclass
@@ -97,51 +99,6 @@ class DasymetricWeights:
         return out
 
 
-@dataclass(frozen=True)
-class _Lattice:
-    """A north-up pixel grid in the grid CRS: ``width x height`` pixels of ``res`` from (x0, y1)."""
-
-    x0: float
-    y1: float
-    res: float
-    width: int
-    height: int
-
-    @property
-    def transform(self) -> Affine:
-        return Affine(self.res, 0.0, self.x0, 0.0, -self.res, self.y1)
-
-    @property
-    def origin(self) -> tuple[int, int]:
-        """Global column and row (from y = 0, growing southwards) of pixel (0, 0)."""
-        return int(round(self.x0 / self.res)), int(round(-self.y1 / self.res))
-
-    def strips(self) -> Iterator[tuple[int, int]]:
-        """Row blocks ``(first row, height)`` cut at the global tile rows."""
-        g0 = self.origin[1]
-        r0 = 0
-        while r0 < self.height:
-            h = min(TILE - (g0 + r0) % TILE, self.height - r0)
-            yield r0, h
-            r0 += h
-
-
-def snap(bounds: tuple[float, float, float, float], res: float) -> tuple[float, float, float, float]:
-    """Grow bounds outward to multiples of ``res``."""
-    xmin, ymin, xmax, ymax = bounds
-    return (
-        math.floor(xmin / res + 1e-9) * res,
-        math.floor(ymin / res + 1e-9) * res,
-        math.ceil(xmax / res - 1e-9) * res,
-        math.ceil(ymax / res - 1e-9) * res,
-    )
-
-
-def _lattice(bounds: tuple[float, float, float, float], res: float) -> _Lattice:
-    xmin, ymin, xmax, ymax = bounds
-    return _Lattice(xmin, ymax, res, int(round((xmax - xmin) / res)), int(round((ymax - ymin) / res)))
-
-
 def dasymetric_weights(
     polys: np.ndarray,
     pair_poly: np.ndarray,
@@ -164,7 +121,7 @@ def dasymetric_weights(
     """
     active = np.unique(pair_poly)
     n_poly = len(polys)
-    with _open(raster) as src:
+    with open_population(raster) as src:
         bands = src.count
         s, c = layout.stride, layout.crop
         region = (
@@ -173,7 +130,7 @@ def dasymetric_weights(
             float(layout.cols.max() * s + c),
             float(layout.rows.max() * s + c),
         )
-        res = _fine_resolution(src, region, s, c, resolution_m)
+        res = fine_resolution(src, region, s, c, resolution_m)
         pb = shapely.bounds(polys[active])
         beyond = (pb[:, 0] < region[0]) | (pb[:, 1] < region[1]) | (pb[:, 2] > region[2]) | (pb[:, 3] > region[3])
         coarse = None
@@ -184,9 +141,9 @@ def dasymetric_weights(
             # not depend on which crops are asked for, and blocks of crops merge exactly
             area = (outer[2] - outer[0]) * (outer[3] - outer[1])
             m = max(1, math.ceil(math.sqrt(area / MAX_COARSE_PIXELS) / res - 1e-9))
-            coarse = _lattice(snap(outer, res * m), res * m)
+            coarse = lattice(snap(outer, res * m), res * m)
             region = snap(region, res * m)
-        fine = _lattice(snap(region, res), res)
+        fine = lattice(snap(region, res), res)
 
         sums = _Sums(len(active))
         pairs = _fine_pass(src, grid_crs, fine, polys[active], layout, sums)
@@ -244,7 +201,7 @@ class _Sums:
         self.unknown_px_area += np.bincount(poly, n_unknown, minlength=n) * px_area
 
 
-def _fine_pass(src, grid_crs, lat: _Lattice, polys: np.ndarray, layout, sums: _Sums):
+def _fine_pass(src, grid_crs, lat: Lattice, polys: np.ndarray, layout, sums: _Sums):
     """Aggregate the working grid over the crops into (polygon, crop) sums."""
     s, c = layout.stride, layout.crop
     xc = lat.x0 + (np.arange(lat.width) + 0.5) * lat.res
@@ -297,7 +254,7 @@ def _fine_pass(src, grid_crs, lat: _Lattice, polys: np.ndarray, layout, sums: _S
     return _runs_to_crops(p_u, ylo[ys_u], yhi[ys_u], xlo[xs_u], xhi[xs_u], ksum, ucnt, layout)
 
 
-def _coarse_pass(src, grid_crs, lat: _Lattice, polys, which, fine: _Lattice, sums: _Sums) -> None:
+def _coarse_pass(src, grid_crs, lat: Lattice, polys, which, fine: Lattice, sums: _Sums) -> None:
     """Add the parts of polygons beyond the working grid (``fine``) to the polygon sums."""
     bounds = shapely.bounds(polys)
     fx0, fx1 = fine.x0, fine.x0 + fine.width * fine.res
@@ -361,7 +318,7 @@ def _runs_to_crops(poly, ylo, yhi, xlo, xhi, ksum, ucnt, layout):
     return uk // len(cols), uk % len(cols), k, u
 
 
-def _strip(src, grid_crs, lat: _Lattice, r0: int, h: int, polys, bounds):
+def _strip(src, grid_crs, lat: Lattice, r0: int, h: int, polys, bounds):
     """Polygon labels (1-based, 0 = none) and people per pixel (NaN = unknown) of a strip."""
     t = lat.transform @ Affine.translation(0, r0)
     sb = (lat.x0, lat.y1 - (r0 + h) * lat.res, lat.x0 + lat.width * lat.res, lat.y1 - r0 * lat.res)
@@ -379,121 +336,6 @@ def _strip(src, grid_crs, lat: _Lattice, r0: int, h: int, polys, bounds):
     )
     if not lab.any():
         return None, None
-    return lab, _tiled_people(src, grid_crs, lat, r0, h, lab)
+    return lab, tiled_people(src, grid_crs, lat, r0, h, lab)
 
 
-def _tiled_people(src, grid_crs, lat: _Lattice, r0: int, h: int, lab: np.ndarray) -> np.ndarray:
-    """People per pixel of a strip, warped tile by tile on the global tile lattice.
-
-    GDAL's warper approximates the transformation per chunk, so a pixel's value would depend
-    on the extent of the call; warping fixed global tiles makes it depend on the pixel only.
-    """
-    res = lat.res
-    gc0, gr0 = lat.origin
-    k = (gr0 + r0) // TILE
-    out = np.full((h, lat.width), np.nan)
-    for j in range(gc0 // TILE, (gc0 + lat.width - 1) // TILE + 1):
-        ca, cb = max(0, j * TILE - gc0), min(lat.width, (j + 1) * TILE - gc0)
-        if not lab[:, ca:cb].any():
-            continue  # no census polygon here: no need to warp
-        x0, y1 = j * TILE * res, -k * TILE * res
-        t = Affine(res, 0.0, x0, 0.0, -res, y1)
-        tile = _people(src, grid_crs, t, (TILE, TILE), (x0, y1 - TILE * res, x0 + TILE * res, y1), res)
-        ra = gr0 + r0 - k * TILE
-        out[:, ca:cb] = tile[ra : ra + h, ca + gc0 - j * TILE : cb + gc0 - j * TILE]
-    return out
-
-
-def _people(src, grid_crs, t: Affine, shape, sb, res: float) -> np.ndarray:
-    """People per working pixel (NaN outside the raster), resampled as a density."""
-    out = np.full(shape, np.nan, dtype=np.float32)  # float32 warps faster; ratios need no more
-    try:
-        b = transform_bounds(grid_crs, src.crs, *sb, densify_pts=21)
-    except Exception:  # noqa: BLE001 - outside the source CRS's area of use
-        return out
-    win = from_bounds(*b, transform=src.transform)
-    pad = 2
-    c0, r0 = math.floor(win.col_off) - pad, math.floor(win.row_off) - pad
-    c1, r1 = math.ceil(win.col_off + win.width) + pad, math.ceil(win.row_off + win.height) + pad
-    rc0, rr0, rc1, rr1 = max(c0, 0), max(r0, 0), min(c1, src.width), min(r1, src.height)
-    if rc1 <= rc0 or rr1 <= rr0:
-        return out
-    data = src.read(1, window=Window(rc0, rr0, rc1 - rc0, rr1 - rr0)).astype(np.float64)
-    bad = ~np.isfinite(data) | (data < 0)
-    if src.nodata is not None:
-        bad |= data == src.nodata
-    data[bad] = 0.0  # nodata inside the raster: nobody lives there
-    dens = np.full((r1 - r0, c1 - c0), np.nan, np.float32)  # NaN border = outside the raster
-    area = _pixel_area(src, rr0, rr1)
-    dens[rr0 - r0 : rr1 - r0, rc0 - c0 : rc1 - c0] = data / area
-    reproject(
-        dens,
-        out,
-        src_transform=src.transform @ Affine.translation(c0, r0),
-        src_crs=src.crs,
-        src_nodata=np.nan,
-        dst_transform=t,
-        dst_crs=grid_crs,
-        dst_nodata=np.nan,
-        resampling=Resampling.average,
-    )
-    return out.astype(np.float64) * (res * res)
-
-
-def _pixel_area(src, row0: int, row1: int) -> np.ndarray:
-    """Ground area (m²) of the source pixels of rows ``row0..row1``, as a column vector."""
-    t = src.transform
-    if src.crs.is_geographic and t.b == 0 and t.d == 0:
-        lat_edges = t.f + t.e * np.arange(row0, row1 + 1)
-        s = np.sin(np.radians(np.clip(lat_edges, -90, 90)))
-        a = _EARTH_R**2 * abs(math.radians(t.a)) * np.abs(np.diff(s))
-        return np.maximum(a, 1e-9)[:, None]
-    if src.crs.is_geographic:  # rotated geographic grid: use the centre latitude
-        lat = (src.bounds.bottom + src.bounds.top) / 2
-        k = math.radians(1) * _EARTH_R
-        return np.array([[abs(t.determinant) * k * k * math.cos(math.radians(lat))]])
-    f = _units_factor(src.crs)
-    return np.array([[abs(t.determinant) * f * f]])
-
-
-def _units_factor(crs) -> float:
-    try:
-        return float(crs.linear_units_factor[1])
-    except Exception:  # noqa: BLE001 - unknown units: assume metres
-        return 1.0
-
-
-def _native_res_m(src, region) -> float:
-    t = src.transform
-    px = math.hypot(t.a, t.d)
-    if src.crs.is_geographic:
-        lat = (src.bounds.bottom + src.bounds.top) / 2
-        return px * math.radians(1) * _EARTH_R * max(math.cos(math.radians(lat)), 0.05)
-    return px * _units_factor(src.crs)
-
-
-def _fine_resolution(src, region, s: float, c: float, resolution_m: float | None) -> float:
-    """A working pixel that divides the stride: about half the raster's pixel, <= crop / 8."""
-    if resolution_m is None:
-        target = min(_native_res_m(src, region) / 2, c / 8)
-        area = (region[2] - region[0]) * (region[3] - region[1])
-        target = max(target, math.sqrt(area / MAX_FINE_PIXELS))
-    else:
-        if resolution_m <= 0:
-            raise RasterError(f"population raster resolution {resolution_m} m must be positive")
-        target = resolution_m
-    return s / max(1, math.ceil(s / target - 1e-9))
-
-
-def _open(raster: str | Path):
-    p = Path(raster)
-    if not p.exists():
-        raise RasterError(f"{p}: population raster not found; check --population-raster")
-    try:
-        src = rasterio.open(p)
-    except Exception as e:  # noqa: BLE001 - GDAL errors vary
-        raise RasterError(f"{p}: cannot open as a raster ({' '.join(str(e).split())[:120]}); pass a GeoTIFF of people per pixel") from None
-    if src.crs is None:
-        src.close()
-        raise RasterError(f"{p}: population raster has no CRS; set it (gdal_edit.py -a_srs EPSG:4326 {p.name})")
-    return src

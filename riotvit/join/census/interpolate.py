@@ -242,12 +242,6 @@ def _infer_stride(xmin: np.ndarray, cols: np.ndarray) -> float:
     return float(np.median(xmin[nz] / cols[nz]))
 
 
-def _are_boxes(geoms: np.ndarray, area: np.ndarray) -> bool:
-    b = shapely.bounds(geoms)
-    box_area = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return bool(np.allclose(area, box_area, rtol=1e-9, atol=0.0))
-
-
 def _check_prepared(census: gpd.GeoDataFrame, config: CensusConfig, report: CensusReport) -> None:
     roles = config.roles()
     for col in roles["extensive"] + roles["intensive"]:

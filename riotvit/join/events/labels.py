@@ -31,7 +31,6 @@ import pandas as pd
 from scipy import ndimage, signal
 
 from riotvit.grid import CropGrid
-from riotvit.join.events.vocab import EVENT_TYPES
 
 TYPE_SLUGS = {
     "Battles": "battles",
@@ -274,7 +273,3 @@ def build_history(
         since = np.where(last > -(1 << 39), t - last, cap).astype(np.float32)
         out.iloc[rows_t, out.columns.get_loc(since_col)] = np.minimum(since, cap)
     return out
-
-
-def event_types_present(events: pd.DataFrame) -> list[str]:
-    return [t for t in EVENT_TYPES if (events["event_type"] == t).any()]

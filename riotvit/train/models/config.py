@@ -157,7 +157,20 @@ class ModelConfig(StrictModel):
                 f"patch_stride {self.patch_stride} is larger than patch_size {self.patch_size}; "
                 "pixels would be skipped; use patch_stride <= patch_size"
             )
+        if self.embed_dim is not None and self.num_heads is not None and self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"num_heads {self.num_heads} does not divide embed_dim {self.embed_dim}; each attention head "
+                "gets embed_dim / num_heads channels, so choose e.g. num_heads "
+                + " or ".join(str(h) for h in _divisors_near(self.embed_dim, self.num_heads))
+            )
         return self
+
+
+def _divisors_near(n: int, k: int) -> list[int]:
+    """The divisors of ``n`` just below and just above ``k`` (for a suggestion)."""
+    below = [d for d in range(k - 1, 0, -1) if n % d == 0][:1]
+    above = [d for d in range(k + 1, n + 1) if n % d == 0][:1]
+    return below + above
 
 
 class LossConfig(StrictModel):
