@@ -20,6 +20,7 @@ from riotvit.grid import CropGrid
 from riotvit.predict.region import Region
 from riotvit.tile.plan import SourceSpec, grid_epsg
 from riotvit.tile.source import RasterSource, open_source
+from riotvit.train.meta import BundleMeta
 
 
 class PredictConfig(StrictModel):
@@ -80,7 +81,7 @@ def reorder_bands(s: RasterSource, model_bands: list[str]) -> RasterSource:
 
 
 def plan_prediction(
-    specs: list[SourceSpec], region: Region, bundle_meta: dict, cfg: PredictConfig, bands: list[str] | None = None,
+    specs: list[SourceSpec], region: Region, bundle_meta: BundleMeta, cfg: PredictConfig, bands: list[str] | None = None,
 ) -> PredictPlan:
     """Open the imagery, build the grid and list the crops of the region.
 
@@ -91,7 +92,7 @@ def plan_prediction(
     if not specs:
         raise RegionError(f"region {region.name} ({region.bounds_text()}): no imagery given or found in the catalog; pass --imagery FILE")
     srcs = [open_source(s.path, source_id=s.id, bands=bands or s.bands, date=s.date, checksum=True) for s in specs]
-    model_bands = list(bundle_meta["bands"])
+    model_bands = list(bundle_meta.bands)
     srcs = [reorder_bands(s, model_bands) for s in srcs]
     dates = sorted({s.date for s in srcs})
     usable = [d for d in dates if cfg.date is None or d <= cfg.date]
@@ -100,7 +101,7 @@ def plan_prediction(
                           "predict as of a date on or after the imagery")
     srcs = [s for s in srcs if s.date == usable[-1]]  # the newest mosaic on or before the date
     date = cfg.date or usable[-1]
-    g0 = CropGrid.from_dict(bundle_meta["grid"])
+    g0 = CropGrid.from_dict(bundle_meta.grid)
     epsg = grid_epsg(srcs[0], cfg.crs)
     grid = CropGrid.create(epsg, g0.crop_m, g0.crop_px,
                            stride_m=None if cfg.overlap is not None else g0.stride_m, overlap=cfg.overlap)

@@ -136,7 +136,7 @@ def predict(
     reporter: Reporter | None = None,
     explain: object | None = None,
 ) -> PredictResult:
-    """Predict riot risk over a region and write the prediction folder (see DESIGN.md).
+    """Predict riot risk over a region and write the prediction folder (see docs/formats.md).
 
     Raises:
         RegionError: region outside the imagery, or larger than ``max_cells`` without ``yes``.

@@ -77,7 +77,7 @@ def tile(
     reporter: Reporter | None = None,
     stop_after_blocks: int | None = None,
 ) -> TileResult:
-    """Tile rasters into a tile set folder (see DESIGN.md, "Artifacts").
+    """Tile rasters into a tile set folder (see docs/formats.md, "Tile set").
 
     Args:
         rasters: source specs or plain paths.

@@ -84,8 +84,8 @@ class ChipBatcher:
         self.meta = torch.from_numpy(meta) if meta is not None else None
         self.targets = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in targets.items()}
         self.device = device
-        self.np_dtype = np.dtype(tileset.info["dtype"])
-        c, h, w = tileset.info["chip_shape"]
+        self.np_dtype = np.dtype(tileset.info.dtype)
+        c, h, w = tileset.info.chip_shape
         self.px = h
         self.input_px = input_px or h
         self.mean = torch.tensor(norm.mean, dtype=torch.float32, device=device).view(1, -1, 1, 1)

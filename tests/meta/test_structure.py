@@ -70,6 +70,18 @@ def test_every_stage_command_has_its_package():
         assert not (PKG / old).exists(), f"riotvit/{old}/ should have moved into its stage package"
 
 
+def test_modules_stay_readable():
+    """No module over ~400 lines unless its docstring says why (a line starting 'Size:')."""
+    long = []
+    for p in PKG.rglob("*.py"):
+        text = p.read_text()
+        n = text.count("\n")
+        doc = ast.get_docstring(ast.parse(text)) or ""
+        if n > MAX_LINES and "Size:" not in doc:
+            long.append(f"{p.relative_to(PKG.parent)} ({n} lines)")
+    assert not long, "modules over 400 lines without a reason in their docstring: " + ", ".join(long)
+
+
 def test_cli_import_stays_light():
     code = ("import sys, riotvit.cli; heavy = [m for m in ('torch', 'shap', 'timm', 'geopandas', 'rasterio') "
             "if m in sys.modules]; print(','.join(heavy))")
