@@ -35,6 +35,13 @@ from riotvit.tile.stats import BandStats
 
 __all__ = ["TILESET_FORMAT", "TILESET_FORMAT_VERSION", "TileResult", "signature", "tile", "tileset_meta"]
 _PART_COLUMNS = ["crop_id", "col", "row", "source", "date", "valid_fraction", "chip_index", "mask_index", "block"]
+_PART_DTYPES = {"crop_id": object, "col": "int64", "row": "int64", "source": object, "date": object,
+                "valid_fraction": "float64", "chip_index": "int64", "mask_index": "int64", "block": "int64"}
+
+
+def _part_frame(df: pd.DataFrame) -> pd.DataFrame:
+    """A block part with fixed column types, so a block without crops (no rows) concatenates cleanly."""
+    return df[_PART_COLUMNS].astype(_PART_DTYPES)
 
 
 @dataclass
@@ -177,7 +184,7 @@ def _resume_state(work: Path, sig: str) -> list[pd.DataFrame]:
     for i, p in enumerate(sorted((work / "parts").glob("block_*.parquet"))):
         if p.name != f"block_{i:06d}.parquet":
             break
-        parts.append(pd.read_parquet(p))
+        parts.append(_part_frame(pd.read_parquet(p)))
     return parts
 
 
@@ -285,7 +292,7 @@ class _Runner:
         """Flush the block's chips, then record it: a rerun resumes after the last journalled block."""
         self.chips.flush()
         self.masks.flush()
-        part = pd.DataFrame.from_records(records, columns=_PART_COLUMNS)
+        part = _part_frame(pd.DataFrame.from_records(records, columns=_PART_COLUMNS))
         tmp = self.work / "parts" / f".block_{b.index:06d}.tmp"
         part.to_parquet(tmp, index=False)
         tmp.rename(self.work / "parts" / f"block_{b.index:06d}.parquet")
@@ -365,7 +372,7 @@ def _finalize(plan: TilePlan, cfg: TileConfig, work: Path, runner: _Runner, sig:
 
 def _tiles_table(plan: TilePlan, work: Path) -> pd.DataFrame:
     """Write ``tiles.parquet`` (one row per crop, with its footprint) from the block parts; return its rows."""
-    parts = [pd.read_parquet(p) for p in sorted((work / "parts").glob("block_*.parquet"))]
+    parts = [_part_frame(pd.read_parquet(p)) for p in sorted((work / "parts").glob("block_*.parquet"))]
     df = pd.concat(parts, ignore_index=True)
     g = plan.grid
     fp = g.footprints(df["col"].to_numpy(), df["row"].to_numpy())

@@ -310,3 +310,22 @@ def test_non_metric_projected_and_bad_crs_option(tmp_path, aligned):
     path, _ = aligned
     with pytest.raises(ConfigError, match="needs a projected CRS in metres"):
         plan_tiles([SourceSpec(path)], TileConfig(**SMALL, crs="EPSG:4326"))
+
+
+def test_resume_after_a_journalled_block_without_crops_is_identical(tmp_path):
+    """A kill right after a block with no crops was journalled: the rerun (with or without --overwrite) resumes."""
+    data = random_image((4, 8 * 32, 8 * 32), seed=5)
+    data[:, : 4 * 32 + 8, :] = 0  # the northern half is nodata (its blocks keep no crop), the next row is masked
+    path = write_raster(tmp_path / "half.tif", data, aligned_transform(100, 50, stride_m=96.0), nodata=0,
+                        descriptions=["blue", "green", "red", "nir"])
+    cfg = TileConfig(**SMALL, block_crops=4)
+    full = tile([path], tmp_path / "full", cfg)
+    assert (full.n_crops, full.n_masked) == (32, 8)
+    tile([path], tmp_path / "resumed", cfg, stop_after_blocks=1)
+    parts = sorted((tmp_path / "resumed.partial" / "parts").glob("block_*.parquet"))
+    assert len(parts) == 1 and len(gpd.pd.read_parquet(parts[0])) == 0  # an empty block was journalled
+    tile([path], tmp_path / "resumed", cfg, stop_after_blocks=2)  # two more blocks: one with crops
+    res = tile([path], tmp_path / "resumed", cfg, overwrite=True)
+    assert res.resumed_blocks == 3 and not (tmp_path / "resumed.partial").exists()
+    for f in ("chips.npy", "masks.npy", "tileset.json", "tiles.parquet"):
+        assert (tmp_path / "full" / f).read_bytes() == (tmp_path / "resumed" / f).read_bytes(), f
