@@ -123,8 +123,8 @@ def atomic_dir(final: str | Path, overwrite: bool = False, resume: bool = False)
         final: the folder the caller wants.
         overwrite: replace an existing ``final``.
         resume: keep an existing ``.partial`` folder (the caller resumes from it) and keep it
-            when the block fails (so the next run resumes); otherwise it is cleared first and
-            removed when the block fails.
+            when the block fails (so the next run resumes) unless it holds no file; otherwise
+            it is cleared first and removed when the block fails.
     """
     final = Path(final)
     refuse_existing(final, overwrite)
@@ -135,7 +135,7 @@ def atomic_dir(final: str | Path, overwrite: bool = False, resume: bool = False)
     try:
         yield tmp
     except BaseException:
-        if not resume:
-            shutil.rmtree(tmp, ignore_errors=True)
+        if not resume or not any(p.is_file() for p in tmp.rglob("*")):
+            shutil.rmtree(tmp, ignore_errors=True)  # nothing to resume from: leave no empty folder behind
         raise
     publish(tmp, final)

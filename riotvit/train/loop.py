@@ -1,8 +1,11 @@
 """The training loop: epochs, schedule, mixed precision, early stopping, checkpoints, resume.
 
-A checkpoint (``checkpoint.safetensors`` + ``checkpoint.json``) is written after every epoch:
-weights, optimiser state, the best weights so far and the random states, so a rerun of the
-same command resumes where an interrupted one stopped and ends with the same model.
+A checkpoint is written after every epoch: weights, optimiser state, the best weights so far and
+the random states, so a rerun of the same command resumes where an interrupted one stopped and
+ends with the same model. It is ONE file, ``checkpoint.safetensors``, whose safetensors metadata
+holds the JSON state (epoch, history, scheduler, numpy RNG) next to the tensors; it is written
+under a temporary name and renamed, so a kill at any moment leaves either the previous
+checkpoint or the new one, never tensors of one epoch with the state of another.
 """
 
 from __future__ import annotations
@@ -19,11 +22,14 @@ import pandas as pd
 import torch
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from riotvit.io import write_json
+from riotvit.io import dumps
 from riotvit.progress import NullReporter, Reporter
 from riotvit.train.bundle import load_tensors, save_tensors
 from riotvit.train.config import TrainConfig
 from riotvit.train.data import ChipBatcher, epoch_batches, fixed_batches
+
+CHECKPOINT = "checkpoint.safetensors"
+_STATE_KEY = "riotvit.checkpoint"  # safetensors metadata key of the JSON state
 
 if TYPE_CHECKING:
     from timm.scheduler import CosineLRScheduler
@@ -136,23 +142,23 @@ def fit(
     history: list[dict] = []
     best, best_epoch, bad, start = -1.0, -1, 0, 0
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    ck, ckj = work / "checkpoint.safetensors", work / "checkpoint.json"
-    if ck.is_file() and ckj.is_file():
-        info = json.loads(ckj.read_text())
-        if info.get("signature") == signature and "updates" in info:
-            t = load_tensors(ck)
-            model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
-            loss_fn.load_state_dict({k[5:]: v for k, v in t.items() if k.startswith("loss.")})
-            best_state = {k[5:]: v for k, v in t.items() if k.startswith("best.")}
-            _restore_optimizer(opt, t, info["optimizer"])
-            sched.load_state_dict(info["scheduler"])
-            updates = info["updates"]
-            rng.bit_generator.state = info["numpy_rng"]
-            gen.set_state(t["rng.torch"])
-            torch.set_rng_state(t["rng.global"])
-            history, best, best_epoch, bad = info["history"], info["best"], info["best_epoch"], info["bad"]
-            start = info["epoch"] + 1
-            rep.log(f"resuming after epoch {info['epoch'] + 1} (best validation AUPR {best:.3f})")
+    ck = work / CHECKPOINT
+    (work / "checkpoint.json").unlink(missing_ok=True)  # the state file of riotvit before one-file checkpoints
+    info = _checkpoint_state(ck, rep)
+    if info is not None and info.get("signature") == signature and "updates" in info:
+        t = load_tensors(ck)
+        model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+        loss_fn.load_state_dict({k[5:]: v for k, v in t.items() if k.startswith("loss.")})
+        best_state = {k[5:]: v for k, v in t.items() if k.startswith("best.")}
+        _restore_optimizer(opt, t, info["optimizer"])
+        sched.load_state_dict(info["scheduler"])
+        updates = info["updates"]
+        rng.bit_generator.state = info["numpy_rng"]
+        gen.set_state(t["rng.torch"])
+        torch.set_rng_state(t["rng.global"])
+        history, best, best_epoch, bad = info["history"], info["best"], info["best_epoch"], info["bad"]
+        start = info["epoch"] + 1
+        rep.log(f"resuming after epoch {info['epoch'] + 1} (best validation AUPR {best:.3f})")
     y_val = riot[val_rows]
     t_run = time.perf_counter()
     seen = 0
@@ -198,7 +204,7 @@ def fit(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad += 1
-        _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, updates, rng, gen, signature, epoch, history,
+        _checkpoint(ck, model, loss_fn, best_state, opt, sched, updates, rng, gen, signature, epoch, history,
                     best, best_epoch, bad)
         rep.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}  val loss {vloss:.4f}  val AUPR {aupr:.3f}  "
                 f"AUROC {auroc:.3f}  {row['images_per_s']:.0f} img/s" + ("  *" if improved else ""))
@@ -213,7 +219,22 @@ def _rank_metrics(y: np.ndarray, logits: np.ndarray | None) -> tuple[float, floa
     return float(average_precision_score(y, logits)), float(roc_auc_score(y, logits))
 
 
-def _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, updates, rng, gen, signature, epoch, history, best,
+def _checkpoint_state(ck: Path, rep: Reporter) -> dict | None:
+    """The JSON state stored in a checkpoint's metadata; None (start afresh) when there is no usable one."""
+    if not ck.is_file():
+        return None
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(ck), framework="pt") as f:
+            raw = (f.metadata() or {}).get(_STATE_KEY)
+        return json.loads(raw) if raw else None
+    except Exception:  # a checkpoint of an older riotvit or a damaged file: not resumable
+        rep.log(f"warning: {ck} is not a usable checkpoint; training starts from the first epoch")
+        return None
+
+
+def _checkpoint(ck, model, loss_fn, best_state, opt, sched, updates, rng, gen, signature, epoch, history, best,
                 best_epoch, bad) -> None:
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
     tensors |= {f"loss.{k}": v for k, v in loss_fn.state_dict().items()}
@@ -222,9 +243,8 @@ def _checkpoint(ck, ckj, model, loss_fn, best_state, opt, sched, updates, rng, g
     tensors |= ot
     tensors["rng.torch"] = gen.get_state()
     tensors["rng.global"] = torch.get_rng_state()
-    save_tensors(ck, tensors)
     info = {"signature": signature, "epoch": epoch, "history": history, "best": best, "best_epoch": best_epoch,
             "bad": bad, "optimizer": oinfo, "scheduler": sched.state_dict(), "updates": updates,
             "numpy_rng": rng.bit_generator.state}
-    write_json(ckj, info)
+    save_tensors(ck, tensors, metadata={_STATE_KEY: dumps(info)})  # one file, renamed into place when complete
 

@@ -97,10 +97,52 @@ def test_cpu_training_is_deterministic_and_resumes_to_the_same_model(world, tmp_
 
     with pytest.raises(KeyboardInterrupt):
         train(world.tiles, world.samples, tmp_path / "c", cfg, reporter=Interrupt())
-    assert (tmp_path / "c.partial" / "checkpoint.json").is_file() and not (tmp_path / "c").exists()
+    assert (tmp_path / "c.partial" / "checkpoint.safetensors").is_file() and not (tmp_path / "c").exists()
+    assert not (tmp_path / "c.partial" / "checkpoint.json").exists()  # one file: state in its metadata
     c = train(world.tiles, world.samples, tmp_path / "c", cfg)
     assert c.resumed_from == 1
     assert (a.path / "model.safetensors").read_bytes() == (c.path / "model.safetensors").read_bytes()
+
+
+def test_a_kill_while_writing_a_checkpoint_resumes_from_the_previous_one(world, tmp_path, monkeypatch):
+    """Killed after epoch 2's checkpoint is written but before it is renamed: the rerun resumes from epoch 1's."""
+    from safetensors.torch import save_file
+
+    import riotvit.train.loop as loop
+    from riotvit.io import atomic_file
+
+    cfg = tiny_config(epochs=2)
+    a = train(world.tiles, world.samples, tmp_path / "a", cfg)
+    real, calls = loop.save_tensors, []
+
+    def killed_on_second(path, tensors, metadata=None):
+        calls.append(path)
+        if len(calls) < 2:
+            return real(path, tensors, metadata)
+        with atomic_file(path) as tmp:  # the new checkpoint is complete under its temporary name...
+            save_file({k: v.detach().contiguous() for k, v in tensors.items()}, str(tmp), metadata=metadata)
+            raise KeyboardInterrupt  # ...and the process dies before the rename
+
+    monkeypatch.setattr(loop, "save_tensors", killed_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        train(world.tiles, world.samples, tmp_path / "c", cfg)
+    monkeypatch.undo()
+    assert [p.name for p in (tmp_path / "c.partial").glob("checkpoint*")] == ["checkpoint.safetensors"]
+    c = train(world.tiles, world.samples, tmp_path / "c", cfg)
+    assert c.resumed_from == 1
+    assert (a.path / "model.safetensors").read_bytes() == (c.path / "model.safetensors").read_bytes()
+
+
+def test_a_failed_train_leaves_no_empty_partial_folder(world, tmp_path, monkeypatch):
+    import riotvit.train.trainer as trainer
+
+    def boom(*a, **k):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(trainer, "fit", boom)
+    with pytest.raises(RuntimeError):
+        train(world.tiles, world.samples, tmp_path / "r", tiny_config(epochs=1))
+    assert not (tmp_path / "r.partial").exists() and not (tmp_path / "r").exists()
 
 
 def test_augmentation_and_balanced_batches():
