@@ -96,12 +96,47 @@ def publish(tmp: Path, final: Path) -> None:
         os.replace(tmp, final)
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # exists (another user's) or cannot tell: keep its file
+    return True
+
+
+def remove_stale_temporaries(final: Path) -> list[Path]:
+    """Delete temporaries of ``final`` left by killed riotvit runs; return them.
+
+    Only riotvit's own pattern, ``.NAME.tmp<pid>`` next to ``final``, and only when no process
+    with that pid is alive: a concurrent run's temporary file is left alone.
+    """
+    prefix = f".{final.name}.tmp"
+    removed = []
+    if not final.parent.is_dir():
+        return removed
+    for p in final.parent.iterdir():
+        pid = p.name[len(prefix):]
+        if p.name.startswith(prefix) and pid.isdigit() and int(pid) != os.getpid() and not _pid_alive(int(pid)):
+            if p.is_dir() and not p.is_symlink():
+                shutil.rmtree(p, ignore_errors=True)
+            else:
+                p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_file(final: str | Path, overwrite: bool = True) -> Iterator[Path]:
-    """Yield a temporary path next to ``final``; rename onto ``final`` on success."""
+    """Yield a temporary path next to ``final``; rename onto ``final`` on success.
+
+    Temporaries of ``final`` left by killed runs are removed first (:func:`remove_stale_temporaries`).
+    """
     final = Path(final)
     refuse_existing(final, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(final)
     tmp = final.with_name(f".{final.name}.tmp{os.getpid()}")
     try:
         yield tmp

@@ -203,3 +203,24 @@ def test_cli_join_prints_a_summary_and_errors_in_one_line(world, tmp_path):
     r = CliRunner().invoke(app, ["join", str(ts), "--acled", str(acled), "--census", str(census), "--out",
                                  str(tmp_path / "u.parquet")])
     assert r.exit_code == 2 and "--extensive" in r.output
+
+
+def test_rerun_removes_temporaries_of_killed_runs_only(world, tmp_path):
+    """A join killed while writing leaves ``.NAME.tmpPID``; the next run removes it if that pid is gone."""
+    import os
+    import subprocess
+    import sys
+
+    _, ts, acled, *_ = world
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".s.parquet.tmp{dead.pid}"
+    stale.write_bytes(b"half a parquet file")
+    live = tmp_path / f".s.parquet.tmp{os.getppid()}"  # a concurrent run's file: left alone
+    live.write_bytes(b"in progress")
+    user = tmp_path / ".s.parquet.tmpnotes"  # not riotvit's pattern
+    user.write_text("mine")
+    join(ts, acled, None, tmp_path / "s.parquet")
+    assert (tmp_path / "s.parquet").is_file() and not stale.exists()
+    assert live.read_bytes() == b"in progress" and user.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["s.parquet", live.name, user.name])
