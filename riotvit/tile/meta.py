@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from riotvit.artifact import ArtifactMeta, MetaModel
 from riotvit.errors import TileSetError
@@ -21,6 +21,13 @@ class ChipStoreMeta(MetaModel):
     path: str = Field(description="The (N, C, H, W) chip array, relative to the tile set folder (`chips.npy`).")
     masks: str = Field(description="The (M, H, W) uint8 valid-pixel masks of partially valid crops (`masks.npy`).")
     n_masked: int = Field(description="Number of crops with a mask (M): those with some invalid pixels.")
+    sha256: str | None = Field(None, description="SHA-256 of the chip file, checked when a stage opens the tile set "
+                               "(absent in tile sets of riotvit before checksums: not checked).")
+    masks_sha256: str | None = Field(None, description="SHA-256 of the mask file, checked with the chips.")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_checksums(self, handler):  # documents written before checksums round-trip unchanged
+        return {k: v for k, v in handler(self).items() if v is not None or k not in ("sha256", "masks_sha256")}
 
 
 class StatsSampleMeta(MetaModel):

@@ -5,6 +5,9 @@ are read as a rolling band: with overlap, the part of the previous crop row that
 shares is kept, so every source pixel is read and resampled once per block. Memory is bounded
 by one block, whatever the raster size. After each block its chips are flushed and a part file
 records it, so an interrupted run resumes at the next block and yields the same tile set.
+
+Size: the block runner, its journal and resumption belong together; splitting them would spread
+the resume invariants (part files, chip counts, statistics) over modules.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ import shapely
 
 from riotvit import __version__
 from riotvit.errors import OutputExistsError, RasterError
-from riotvit.io import json_sha256, partial_path, publish, write_json
+from riotvit.io import file_sha256, json_sha256, partial_path, publish, write_json
 from riotvit.progress import Reporter
 from riotvit.stage import start_stage
 from riotvit.tile.bands import block_bands, crop_sources, cut_row
@@ -395,7 +398,8 @@ def tileset_meta(plan: TilePlan, cfg: TileConfig, tiles: gpd.GeoDataFrame, runne
         fill_value=0,
         n_crops=int(len(tiles)),
         chip_shape=[len(plan.band_names), g.crop_px, g.crop_px],
-        chips={"path": "chips.npy", "masks": "masks.npy", "n_masked": int(runner.n_masks)},
+        chips={"path": "chips.npy", "masks": "masks.npy", "n_masked": int(runner.n_masks),
+               "sha256": file_sha256(runner.work / "chips.npy"), "masks_sha256": file_sha256(runner.work / "masks.npy")},
         tiles="tiles.parquet",
         extent=[float(x0), float(y0), float(x1), float(y1)],
         dates=sorted({d.isoformat() for d in tiles["date"]}),

@@ -12,6 +12,7 @@ import numpy as np
 
 from riotvit.errors import TileSetError
 from riotvit.grid import CropGrid
+from riotvit.io import file_sha256
 from riotvit.tile.chipstore import open_array
 from riotvit.tile.meta import TILESET_FORMAT, TILESET_FORMAT_VERSION, TileSetMeta
 
@@ -29,11 +30,17 @@ class TileSet:
     info: TileSetMeta
 
     @classmethod
-    def open(cls, path: str | Path) -> TileSet:
+    def open(cls, path: str | Path, verify: bool = True) -> TileSet:
         """Open and check a tile set folder.
 
+        Args:
+            path: the tile set folder.
+            verify: check the chip and mask files against the SHA-256 in ``tileset.json`` (one
+                streamed read of each, once per open).
+
         Raises:
-            TileSetError: the folder is missing, incomplete (an interrupted run) or of another format.
+            TileSetError: the folder is missing, incomplete (an interrupted run), of another format,
+                or its chip or mask file does not match its checksum (damaged or replaced).
         """
         p = Path(path)
         meta = p / "tileset.json"
@@ -56,6 +63,11 @@ class TileSet:
         f = p / typed.chips.path
         if not f.is_file():
             raise TileSetError(f"{f}: chip store missing from the tile set; rerun riotvit tile --overwrite")
+        if verify:
+            for name, want in ((typed.chips.path, typed.chips.sha256), (typed.chips.masks, typed.chips.masks_sha256)):
+                if want is not None and (not (p / name).is_file() or file_sha256(p / name) != want):
+                    raise TileSetError(f"{p / name}: does not match the SHA-256 recorded in {meta} (damaged or "
+                                       "replaced); restore the tile set or rerun riotvit tile --overwrite")
         return cls(p, typed)
 
     @property

@@ -7,6 +7,7 @@ grid, targets, calibration, threshold) and where it came from (tile set, samples
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,11 +34,23 @@ def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] |
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp), metadata=metadata)
 
 
-def load_tensors(path: Path) -> dict[str, Any]:
-    from safetensors.torch import load_file
+def load_tensors(path: Path, sha256: str | None = None) -> dict[str, Any]:
+    """Read a safetensors file; with ``sha256``, check its bytes first (one read).
+
+    Raises:
+        BundleError: unreadable, or its SHA-256 differs from ``sha256``.
+    """
+    from safetensors.torch import load
 
     try:
-        return load_file(str(path))
+        data = Path(path).read_bytes()
+    except OSError as e:
+        raise BundleError(f"{path}: cannot be read ({e.strerror}); retrain or restore it") from None
+    if sha256 is not None and hashlib.sha256(data).hexdigest() != sha256:
+        raise BundleError(f"{path}: its SHA-256 differs from the one recorded in {META} (the file is damaged or was "
+                          "replaced); retrain or restore it")
+    try:
+        return load(data)
     except Exception as e:  # a truncated or foreign file
         raise BundleError(f"{path}: not a readable safetensors file ({str(e).splitlines()[0]}); retrain or restore it") from None
 
@@ -80,7 +93,14 @@ class Bundle:
             )
         if not (p / WEIGHTS).is_file():
             raise BundleError(f"{p}: {WEIGHTS} is missing from the bundle; retrain or restore it")
-        return cls(p, BundleMeta.from_dict(meta, p / META))
+        typed = BundleMeta.from_dict(meta, p / META)
+        if typed.signature is not None and typed.signature != typed.compute_signature():
+            raise BundleError(f"{p / META}: the fields that define the model (grid, bands, normalisation, config, ...) "
+                              "were changed after training (signature mismatch); retrain or restore it")
+        return cls(p, typed)
+
+    def _sha(self, name: str) -> str | None:
+        return (self.meta.checksums or {}).get(name)
 
     def load_model(self, device: str = "cpu"):
         """The model with its trained weights, in eval mode."""
@@ -88,7 +108,13 @@ class Bundle:
         cfg = ModelConfig.model_validate(self.meta.config["model"])
         model = create_model(cfg, self.meta.bands, n_meta=len(self.meta.features.names),
                              n_types=len(self.meta.targets.type_counts), pretrained=False)
-        state = load_tensors(self.path / WEIGHTS)
+        state = load_tensors(self.path / WEIGHTS, self._sha(WEIGHTS))
+        want = model.state_dict()
+        wrong = [k for k, v in state.items() if k in want and tuple(v.shape) != tuple(want[k].shape)]
+        if wrong:
+            k = wrong[0]
+            raise BundleError(f"{self.path / WEIGHTS}: weights do not fit the model described by {META} ({k}: weights "
+                              f"{tuple(state[k].shape)}, model {tuple(want[k].shape)}); retrain or restore the bundle")
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
             raise BundleError(f"{self.path / WEIGHTS}: weights do not fit the model in bundle.json "
@@ -107,4 +133,4 @@ class Bundle:
                 f"{self.path}: the bundle has no background samples ({BACKGROUND}) needed for explanations; "
                 "retrain with eval.background_samples > 0 (riotvit train ... --config with eval: {background_samples: 64})"
             )
-        return load_tensors(f)
+        return load_tensors(f, self._sha(BACKGROUND))

@@ -8,6 +8,7 @@ from pydantic import Field, field_serializer, field_validator
 
 from riotvit.artifact import ArtifactMeta, MetaModel
 from riotvit.errors import BundleError
+from riotvit.io import json_sha256
 from riotvit.join.samples import AcledProvenance, CensusProvenance, FoldsMeta
 from riotvit.tile.meta import TileSourceMeta
 
@@ -116,6 +117,9 @@ class BundleMeta(ArtifactMeta):
     FORMAT_VERSION: ClassVar[int] = BUNDLE_FORMAT_VERSION
     ERROR: ClassVar[type] = BundleError
     MAKER: ClassVar[str] = "riotvit train"
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"checksums", "signature"})
+    SIGNED: ClassVar[tuple[str, ...]] = ("bands", "normalisation", "input_px", "tile_px", "grid", "dtype", "features",
+                                         "targets", "calibration", "threshold", "config", "model", "checksums")
 
     bands: list[str] = Field(description="Input bands, in order; predict needs imagery with these bands.")
     normalisation: NormMeta = Field(description="Per-band normalisation.")
@@ -133,3 +137,15 @@ class BundleMeta(ArtifactMeta):
     model: dict[str, Any] = Field(description="Model summary: backbone, parameter counts, patch grid, heads.")
     training: TrainingMeta = Field(description="How training went.")
     provenance: BundleProvenance = Field(description="The tile set, samples table and join behind the model.")
+    checksums: dict[str, str] | None = Field(
+        None, description="SHA-256 per file of the bundle (`model.safetensors`, `background.safetensors`), checked "
+                          "when they are loaded (absent in bundles of riotvit before checksums: not checked).")
+    signature: str | None = Field(
+        None, description="SHA-256 of the fields that define the model's predictions (bands, normalisation, grid, "
+                          "features, targets, calibration, threshold, config, model, checksums); checked on open, so a "
+                          "hand-edited `bundle.json` is refused.")
+
+    def compute_signature(self) -> str:
+        """The SHA-256 of the fields in ``SIGNED``, as written."""
+        d = self.to_dict()
+        return json_sha256({k: d.get(k) for k in self.SIGNED})

@@ -243,6 +243,9 @@ def write_bundle(work: Path, run: SplitRun, table: MetricsTable, meta: BundleMet
     save_tensors(work / WEIGHTS, run.model.state_dict(), metadata={"format": BUNDLE_FORMAT})
     if run.background is not None:
         save_tensors(work / BACKGROUND, run.background)
+    sums = {f: file_sha256(work / f) for f in (WEIGHTS, BACKGROUND) if (work / f).is_file()}
+    meta = meta.model_copy(update={"checksums": sums})
+    meta = meta.model_copy(update={"signature": meta.compute_signature()})
     meta.write(work / META)
     write_model_card(work, meta, table)
     for f in work.glob("checkpoint.*"):

@@ -218,3 +218,53 @@ def test_no_riot_in_the_training_folds(world, tmp_path):
 def test_existing_run_needs_overwrite(run, world):
     with pytest.raises(OutputExistsError, match="--overwrite"):
         train(world.tiles, world.samples, run.path, tiny_config())
+
+
+def _flip_byte(path, at=-100):
+    b = bytearray(path.read_bytes())
+    b[at] ^= 0x01
+    path.write_bytes(bytes(b))
+
+
+def test_bundle_files_and_model_fields_are_checked_on_load(run, tmp_path):
+    import shutil
+
+    from riotvit.errors import BundleError
+
+    meta = json.loads((run.path / "bundle.json").read_text())
+    assert set(meta["checksums"]) == {"model.safetensors", "background.safetensors"} and meta["signature"]
+    bad = tmp_path / "weights"
+    shutil.copytree(run.path, bad)
+    _flip_byte(bad / "model.safetensors")
+    with pytest.raises(BundleError, match=r"model\.safetensors: its SHA-256 differs.*retrain or restore it"):
+        Bundle.open(bad).load_model()
+    _flip_byte(bad / "background.safetensors")
+    with pytest.raises(BundleError, match=r"background\.safetensors: its SHA-256 differs.*retrain or restore it"):
+        Bundle.open(bad).background()
+    grid = tmp_path / "grid"
+    shutil.copytree(run.path, grid)
+    edited = dict(meta, grid=dict(meta["grid"], crop_m=meta["grid"]["crop_m"] * 2))
+    (grid / "bundle.json").write_text(json.dumps(edited))
+    with pytest.raises(BundleError, match="bundle.json: the fields that define the model .* changed"):
+        Bundle.open(grid)
+    shapes = tmp_path / "shapes"  # an edit without the signature: the weights' shapes are checked first
+    shutil.copytree(run.path, shapes)
+    cfg = dict(meta["config"], model=dict(meta["config"]["model"], embed_dim=64))
+    (shapes / "bundle.json").write_text(json.dumps({k: v for k, v in dict(meta, config=cfg).items() if k != "signature"}))
+    with pytest.raises(BundleError, match=r"weights do not fit the model described by bundle.json .*retrain"):
+        Bundle.open(shapes).load_model()
+
+
+def test_a_damaged_chip_file_is_refused_on_open(world, tmp_path):
+    import shutil
+
+    from riotvit.errors import TileSetError
+    from riotvit.tile.tileset import TileSet
+
+    ts = tmp_path / "tiles"
+    shutil.copytree(world.tiles, ts)
+    assert TileSet.open(ts).info.chips.sha256
+    _flip_byte(ts / "chips.npy")
+    with pytest.raises(TileSetError, match=r"chips\.npy: does not match the SHA-256 .*rerun riotvit tile"):
+        train(ts, world.samples, tmp_path / "r", tiny_config(epochs=1))
+    assert not (tmp_path / "r.partial").exists()
