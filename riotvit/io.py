@@ -70,6 +70,31 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return path
 
 
+def relative_to_artifact(path: str | Path, base: str | Path) -> str:
+    """``path`` as an artifact records it: relative to the artifact's folder ``base``, POSIX separators.
+
+    The one convention of every path in riotvit's metadata (tile set, samples table, bundle,
+    ``run.json``): relative to the folder holding the metadata, so a folder of artifacts moved
+    together, or read from another directory, still finds its inputs. Resolve with
+    :func:`resolve_recorded`.
+    """
+    return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
+
+
+def resolve_recorded(recorded: str | Path, base: str | Path) -> Path:
+    """A path recorded in an artifact's metadata, resolved against the artifact's folder ``base``.
+
+    Absolute paths stay as they are. Metadata written by riotvit before artifact-relative paths
+    held paths relative to the directory the stage ran in: when the artifact-relative reading
+    does not exist and that one does, it is used.
+    """
+    p = Path(recorded)
+    if p.is_absolute():
+        return p
+    cand = Path(os.path.normpath(Path(base) / p))  # bundle/../tiles reads as tiles in messages
+    return p if not cand.exists() and p.exists() else cand
+
+
 def partial_path(final: Path) -> Path:
     """The temporary sibling of ``final`` (``name.partial``)."""
     return final.with_name(final.name + PARTIAL_SUFFIX)

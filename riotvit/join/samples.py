@@ -23,7 +23,7 @@ META_KEY = b"riotvit"
 class TileSetRef(MetaModel):
     """The tile set a samples table was joined onto."""
 
-    path: str = Field(description="The tile set folder.")
+    path: str = Field(description="The tile set folder, relative to the folder of the samples table.")
     signature: str = Field(description="Its signature (`tileset.json`); train refuses a table of another tile set.")
     n_crops: int = Field(description="Its number of crops.")
     grid: dict[str, Any] = Field(description="Its crop grid.")
@@ -33,7 +33,7 @@ class TileSetRef(MetaModel):
 class AcledProvenance(MetaModel):
     """The ACLED export the labels and history features came from."""
 
-    path: str = Field(description="The export file.")
+    path: str = Field(description="The export file, relative to the folder of the samples table (in a bundle: to the bundle folder).")
     sha256: str = Field(description="SHA-256 of the export file.")
     variant: str = Field(description="Which ACLED export layout was recognised.")
     date_range: list[str] = Field(description="First and last event date, ISO 8601.")
@@ -44,12 +44,12 @@ class AcledProvenance(MetaModel):
 class CensusProvenance(MetaModel):
     """The census layer the ``census_*`` features came from."""
 
-    path: str = Field(description="The census file.")
+    path: str = Field(description="The census file, relative to the folder of the samples table (in a bundle: to the bundle folder).")
     sha256: str = Field(description="SHA-256 of the census file.")
     method: str = Field(description="Interpolation onto crops: areal or dasymetric.")
     columns: dict[str, list[str]] = Field(description="Census column names by role (extensive, intensive, population, id).")
     coverage: float = Field(description="Share of the crop area covered by census polygons.")
-    population_raster: str | None = Field(description="The population raster of dasymetric interpolation, if any.")
+    population_raster: str | None = Field(description="The population raster of dasymetric interpolation, if any (relative like `path`).")
 
 
 class FoldsMeta(MetaModel):

@@ -21,7 +21,7 @@ from pyproj import Transformer
 
 from riotvit.config import StrictModel
 from riotvit.errors import ConfigError, EventsError
-from riotvit.io import file_sha256
+from riotvit.io import file_sha256, relative_to_artifact
 from riotvit.join.census import CensusConfig, interpolate_to_crops, read_census
 from riotvit.join.events.acled import AcledConfig, AcledReport, read_acled
 from riotvit.join.events.labels import LabelSpec, build_history, build_targets
@@ -197,7 +197,12 @@ def join(
     if positives["riot"] == 0:
         warnings.append("no crop has a riot in its label window: check the riot types, dates and area")
     counts = ev.counts(cfg.label_spec())
-    meta = samples_meta(ts, acled, ev, counts, census_meta, cfg, features, target_cols, warnings)
+    base = st.out.parent  # every path in the table's metadata is relative to the folder holding it
+    if census_meta:
+        census_meta["path"] = relative_to_artifact(census_meta["path"], base)
+        if census_meta.get("population_raster"):
+            census_meta["population_raster"] = relative_to_artifact(census_meta["population_raster"], base)
+    meta = samples_meta(ts, acled, ev, counts, census_meta, cfg, features, target_cols, warnings, base)
     write_samples(samples, meta, st.out)
     folds = samples["fold"].to_numpy()
     fold_counts = {int(k): int(v) for k, v in zip(*np.unique(folds, return_counts=True))}
@@ -335,13 +340,18 @@ def _buffer_m(ts: TileSet, cfg: JoinConfig) -> float:
 
 
 def samples_meta(ts: TileSet, acled: str | Path, ev: _Events, counts: dict[str, int], census_meta: dict,
-                 cfg: JoinConfig, features: list[str], targets: list[str], warnings: list[str]) -> SamplesMeta:
-    """The samples table's metadata: inputs with checksums, label definition, features and folds."""
+                 cfg: JoinConfig, features: list[str], targets: list[str], warnings: list[str],
+                 base: Path | None = None) -> SamplesMeta:
+    """The samples table's metadata: inputs with checksums, label definition, features and folds.
+
+    Paths are recorded relative to ``base``, the folder of the samples table (as given when None).
+    """
+    rel = (lambda p: relative_to_artifact(p, base)) if base is not None else str
     emin, emax = ev.events["event_date"].min(), ev.events["event_date"].max()
     return SamplesMeta.build(
-        tileset={"path": str(ts.path), "signature": ts.info.signature, "n_crops": len(ts), "grid": ts.grid.to_dict(),
+        tileset={"path": rel(ts.path), "signature": ts.info.signature, "n_crops": len(ts), "grid": ts.grid.to_dict(),
                  "bands": ts.bands},
-        acled={"path": str(acled), "sha256": file_sha256(acled), "variant": ev.report.variant,
+        acled={"path": rel(acled), "sha256": file_sha256(acled), "variant": ev.report.variant,
                "date_range": [f"{emin:%Y-%m-%d}", f"{emax:%Y-%m-%d}"], "assumptions": ev.report.assumptions,
                "events": counts},
         census=census_meta,

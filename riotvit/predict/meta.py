@@ -17,7 +17,7 @@ PREDICTION_FORMAT_VERSION = 1
 class ModelRef(MetaModel):
     """The model bundle the maps were predicted with."""
 
-    path: str = Field(description="The bundle folder.")
+    path: str = Field(description="The bundle folder, relative to the prediction folder (like every path in run.json).")
     sha256: str = Field(description="SHA-256 of its `model.safetensors`.")
     format_version: int = Field(description="Its bundle format version.")
     backbone: str = Field(description="Its backbone.")
@@ -37,7 +37,7 @@ class ImageryRef(MetaModel):
     """One raster the crops were cut from."""
 
     id: str = Field(description="Source id.")
-    path: str = Field(description="The raster file.")
+    path: str = Field(description="The raster file, relative to the prediction folder.")
     sha256: str | None = Field(description="SHA-256 of the file (null when not computed).")
     date: str = Field(description="Acquisition date, ISO 8601.")
     bands: list[str] = Field(description="Band names.")
@@ -67,7 +67,8 @@ class PredictionMeta(ArtifactMeta):
     grid: dict[str, Any] = Field(description="The crop grid (the model's).")
     imagery: list[ImageryRef] = Field(description="The rasters read.")
     metadata: dict[str, Any] = Field(description="How the metadata features were made: `mode` (auto or none) and, "
-                                                 "when computed, the `acled` export and `census` layer used.")
+                                                 "when computed, the `acled` export and `census` layer used "
+                                                 "(paths relative to the prediction folder).")
     counts: CountsMeta = Field(description="Crop counts.")
     tta_views: int = Field(description="Test-time augmentation views per crop.")
     outputs: list[str] = Field(description="Files of the prediction folder (besides run.json).")

@@ -21,7 +21,7 @@ from riotvit import __version__
 from riotvit.catalog import Catalog
 from riotvit.device import choose_device
 from riotvit.errors import InputError, RegionError
-from riotvit.io import atomic_dir, file_sha256
+from riotvit.io import atomic_dir, file_sha256, relative_to_artifact, resolve_recorded
 from riotvit.join.events.acled import read_acled
 from riotvit.join.events.labels import build_history
 from riotvit.join.stage import JoinConfig, census_features, project_events
@@ -65,8 +65,11 @@ class PredictResult:
 
 
 def metadata_features(plan: PredictPlan, bundle_meta: BundleMeta, mode: str, acled: Path | None, census: Path | None,
-                      population_raster: Path | None) -> tuple[pd.DataFrame, dict, list[str]]:
-    """The model's metadata for the plan's crops, as of the plan's date (raw, before scaling)."""
+                      population_raster: Path | None, bundle_dir: Path = Path(".")) -> tuple[pd.DataFrame, dict, list[str]]:
+    """The model's metadata for the plan's crops, as of the plan's date (raw, before scaling).
+
+    Inputs not given default to those recorded in the bundle (paths relative to ``bundle_dir``).
+    """
 
     names = list(bundle_meta.features.names)
     crops = plan.crops.assign(date=pd.Timestamp(plan.date))
@@ -80,7 +83,8 @@ def metadata_features(plan: PredictPlan, bundle_meta: BundleMeta, mode: str, acl
     info: dict = {"mode": "auto"}
     warnings: list[str] = []
     if any(n.startswith("hist_") for n in names):
-        path = acled or Path(prov.acled.path)
+        trained_with = resolve_recorded(prov.acled.path, bundle_dir)
+        path = acled or trained_with
         if not path.exists():
             raise InputError(f"{path}: the ACLED export the model was trained with is not here; pass --acled FILE "
                              "(an export covering the history windows before the date) or --metadata none")
@@ -94,12 +98,16 @@ def metadata_features(plan: PredictPlan, bundle_meta: BundleMeta, mode: str, acl
         if emin is None or emin > h0:
             warnings.append(f"{path.name}: no events before {h0:%Y-%m-%d} near the region; history features may undercount")
         out = out.join(build_history(crops, ev, plan.grid, jcfg.label_spec()))
-        info["acled"] = {"path": str(path), "sha256": file_sha256(path), "events_near_region": int(len(ev))}
+        sha = file_sha256(path)
+        if sha != prov.acled.sha256:
+            warnings.append(f"{path}: not the ACLED export the model was trained with ({trained_with}, SHA-256 "
+                            f"{prov.acled.sha256[:12]}…, this file {sha[:12]}…); history features come from this file")
+        info["acled"] = {"path": str(path), "sha256": sha, "events_near_region": int(len(ev))}
     if any(n.startswith("census_") for n in names):
-        cpath = census or (Path(prov.census.path) if prov.census else None)
+        cpath = census or (resolve_recorded(prov.census.path, bundle_dir) if prov.census else None)
         if cpath is None or not cpath.exists():
             raise InputError(f"{cpath}: the census layer the model was trained with is not here; pass --census FILE or --metadata none")
-        pop = population_raster or (Path(prov.census.population_raster)
+        pop = population_raster or (resolve_recorded(prov.census.population_raster, bundle_dir)
                                     if prov.census and prov.census.population_raster else None)
         import geopandas as gpd
         import shapely
@@ -157,7 +165,8 @@ def predict(
                           "pass --yes to predict it anyway, or choose a smaller region")
     dc = choose_device(cfg.device, cfg.precision, "off", option="--device")
     runner = ModelRunner(bundle, dc.device, cfg.tta, cfg.batch_size, dc.bf16)
-    feats, meta_info, warnings = metadata_features(plan, bundle.meta, cfg.metadata, acled, census, population_raster)
+    feats, meta_info, warnings = metadata_features(plan, bundle.meta, cfg.metadata, acled, census, population_raster,
+                                                   bundle.path)
     meta = runner.meta_array(feats)
     with atomic_dir(st.out, overwrite=True) as work:
         if explain is not None:
@@ -175,7 +184,7 @@ def predict(
                                  plan.region_grid.bounds, plan.grid.overlap,
                                  f"riotvit: riot risk, {region.name}, {plan.date}", extra)
         run = prediction_meta(plan, bundle, region, cfg, n_pred, meta_info, warnings, work,
-                              explain.summary() if explain is not None else None)
+                              explain.summary() if explain is not None else None, out=st.out)
         run.write(work / "run.json")
     dt = st.elapsed()
     area = n_pred * plan.grid.stride_m**2 / 1e6
@@ -281,13 +290,26 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
 
 
 def prediction_meta(plan: PredictPlan, bundle: Bundle, region: Region, cfg: PredictConfig, n_pred: int,
-                    meta_info: dict, warnings: list[str], work: Path, explain: dict | None) -> PredictionMeta:
-    """``run.json``: the model, region, date, imagery and metadata behind the maps (``work``'s files as outputs)."""
+                    meta_info: dict, warnings: list[str], work: Path, explain: dict | None,
+                    out: Path | None = None) -> PredictionMeta:
+    """``run.json``: the model, region, date, imagery and metadata behind the maps (``work``'s files as outputs).
+
+    Every path is recorded relative to the prediction folder ``out`` (``work`` when None).
+    """
+    base = out if out is not None else work
+
+    def rel(p):
+        return relative_to_artifact(p, base) if p else p
+
+    meta_info = dict(meta_info)
+    for k in ("acled", "census"):
+        if meta_info.get(k):
+            meta_info[k] = {f: (rel(v) if f in ("path", "population_raster") else v) for f, v in meta_info[k].items()}
     b = plan.region_grid.bounds
     lon0, lat0, lon1, lat1 = Transformer.from_crs(plan.grid.epsg, 4326, always_xy=True).transform_bounds(*b)
     bm = bundle.meta
     return PredictionMeta.build(
-        model={"path": str(bundle.path), "sha256": file_sha256(bundle.path / WEIGHTS),
+        model={"path": rel(bundle.path), "sha256": file_sha256(bundle.path / WEIGHTS),
                "format_version": bm.format_version, "backbone": bm.config["model"]["backbone"],
                "threshold": bm.threshold},
         region={"name": region.name, "source": region.source,
@@ -296,7 +318,7 @@ def prediction_meta(plan: PredictPlan, bundle: Bundle, region: Region, cfg: Pred
         date=plan.date.isoformat(),
         crs=plan.grid.crs,
         grid=plan.grid.to_dict(),
-        imagery=[{"id": s.id, "path": str(s.path), "sha256": s.sha256, "date": s.date.isoformat(),
+        imagery=[{"id": s.id, "path": rel(s.path), "sha256": s.sha256, "date": s.date.isoformat(),
                   "bands": list(s.band_names)} for s in plan.sources],
         metadata=meta_info,
         counts={"candidate_crops": plan.n_crops, "predicted_crops": n_pred, "skipped_crops": plan.n_crops - n_pred},

@@ -41,7 +41,7 @@ class TileSourceMeta(MetaModel):
     """One source raster of a tile set."""
 
     id: str = Field(description="Source id (the catalog id or the file stem).")
-    path: str = Field(description="The raster file, as given.")
+    path: str = Field(description="The raster file, relative to the tile set folder (in a bundle: to the bundle folder).")
     sha256: str | None = Field(description="SHA-256 of the raster file (null when checksums were switched off).")
     date: str = Field(description="Acquisition date, ISO 8601.")
     crs: str = Field(description="The raster's CRS (EPSG:code, else WKT).")

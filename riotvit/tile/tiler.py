@@ -25,7 +25,14 @@ import shapely
 
 from riotvit import __version__
 from riotvit.errors import OutputExistsError, RasterError
-from riotvit.io import file_sha256, json_sha256, partial_path, publish, write_json
+from riotvit.io import (
+    file_sha256,
+    json_sha256,
+    partial_path,
+    publish,
+    relative_to_artifact,
+    write_json,
+)
 from riotvit.progress import Reporter
 from riotvit.stage import start_stage
 from riotvit.tile.bands import block_bands, crop_sources, cut_row
@@ -125,7 +132,7 @@ def tile(
             f"{', '.join(str(s.path) for s in plan.sources)}: no crop has at least {st.cfg.min_valid:.0%} valid pixels; "
             "check the nodata value and the raster's extent, or lower --min-valid"
         )
-    _finalize(plan, st.cfg, work, runner, sig)
+    _finalize(plan, st.cfg, work, runner, sig, st.out)
     publish(work, st.out)
     return TileResult(st.out, runner.n_chips, runner.n_masks, plan.n_candidates, st.elapsed(),
                       resumed_blocks=len(done_parts), warnings=plan.warnings)
@@ -364,11 +371,11 @@ def _write_crop_tif(path: Path, chip: np.ndarray, mask: np.ndarray, grid, col: i
         dst.descriptions = tuple(names)
 
 
-def _finalize(plan: TilePlan, cfg: TileConfig, work: Path, runner: _Runner, sig: str) -> None:
+def _finalize(plan: TilePlan, cfg: TileConfig, work: Path, runner: _Runner, sig: str, out: Path) -> None:
     """Merge the block parts into ``tiles.parquet``, write ``tileset.json`` and drop the resume state."""
     runner.close()
     df = _tiles_table(plan, work)
-    write_json(work / "tileset.json", tileset_meta(plan, cfg, df, runner, sig).to_dict())
+    write_json(work / "tileset.json", tileset_meta(plan, cfg, df, runner, sig, out).to_dict())
     shutil.rmtree(work / "parts")
     (work / "state.json").unlink()
 
@@ -385,8 +392,9 @@ def _tiles_table(plan: TilePlan, work: Path) -> pd.DataFrame:
     return gdf
 
 
-def tileset_meta(plan: TilePlan, cfg: TileConfig, tiles: gpd.GeoDataFrame, runner: _Runner, sig: str) -> TileSetMeta:
-    """``tileset.json`` of a finished tiling run."""
+def tileset_meta(plan: TilePlan, cfg: TileConfig, tiles: gpd.GeoDataFrame, runner: _Runner, sig: str,
+                 out: Path) -> TileSetMeta:
+    """``tileset.json`` of a finished tiling run (source paths relative to the tile set folder ``out``)."""
     g = plan.grid
     x0, y0, x1, y1 = tiles.total_bounds
     per_source = tiles.groupby("source").size().to_dict()
@@ -405,7 +413,8 @@ def tileset_meta(plan: TilePlan, cfg: TileConfig, tiles: gpd.GeoDataFrame, runne
         dates=sorted({d.isoformat() for d in tiles["date"]}),
         stats=runner.stats.result(),
         stats_sample={"rule": "(col + 7919 * row) % every == 0", "every": runner.stats_every},
-        sources=[s.to_dict() | {"n_crops": int(per_source.get(s.id, 0))} for s in plan.sources],
+        sources=[s.to_dict() | {"path": relative_to_artifact(s.path, out), "n_crops": int(per_source.get(s.id, 0))}
+                 for s in plan.sources],
         config=cfg.model_dump(mode="json"),
         warnings=plan.warnings,
     )

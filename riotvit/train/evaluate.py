@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from riotvit.io import resolve_recorded
 from riotvit.join.features import BandNorm, MetaScaler, target_arrays
 from riotvit.join.samples import open_samples
 from riotvit.tile.tileset import TileSet
@@ -95,8 +96,8 @@ def evaluate_bundle(run: str, tileset: str | None = None, samples: str | None = 
 
     b = Bundle.open(run)
     bm = b.meta
-    ts = TileSet.open(tileset or bm.provenance.tileset.path)
-    sp_path = Path(samples or bm.provenance.samples.path)
+    ts = TileSet.open(tileset or resolve_recorded(bm.provenance.tileset.path, b.path))
+    sp_path = Path(samples or resolve_recorded(bm.provenance.samples.path, b.path))
     df, smeta = open_samples(sp_path)
     check_inputs(ts, df, smeta, sp_path)
     split = column_split(df)

@@ -72,7 +72,7 @@ class TrainingMeta(MetaModel):
 class TileSetProvenance(MetaModel):
     """The tile set the model was trained on."""
 
-    path: str = Field(description="The tile set folder.")
+    path: str = Field(description="The tile set folder, relative to the bundle folder.")
     signature: str = Field(description="Its signature.")
     sources: list[TileSourceMeta] = Field(description="Its source rasters.")
 
@@ -80,12 +80,12 @@ class TileSetProvenance(MetaModel):
 class SamplesRef(MetaModel):
     """The samples table the model was trained on."""
 
-    path: str = Field(description="The samples table.")
+    path: str = Field(description="The samples table, relative to the bundle folder.")
     sha256: str = Field(description="SHA-256 of the table file.")
 
 
 class JoinProvenance(MetaModel):
-    """The join that made the samples table (copied from its metadata)."""
+    """The join that made the samples table (copied from its metadata, paths made relative to the bundle folder)."""
 
     acled: AcledProvenance = Field(description="The ACLED export.")
     census: CensusProvenance | None = Field(description="The census layer (`{}` when none).")

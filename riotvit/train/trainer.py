@@ -18,7 +18,7 @@ import pandas as pd
 
 from riotvit.device import DeviceChoice, choose_device
 from riotvit.errors import ConfigError, SamplesError, suggest
-from riotvit.io import atomic_dir, file_sha256, json_sha256
+from riotvit.io import atomic_dir, file_sha256, json_sha256, relative_to_artifact, resolve_recorded
 from riotvit.join.features import BandNorm, MetaScaler, target_arrays
 from riotvit.join.samples import SamplesMeta, open_samples
 from riotvit.progress import Reporter
@@ -204,11 +204,21 @@ def metrics_table(inp: TrainInputs, main: SplitRun, cv: dict[str, tuple[Split, S
                                threshold_method=cfg.eval.threshold, meta={"features": inp.features})
 
 
-def bundle_meta(inp: TrainInputs, run: SplitRun, table: MetricsTable, cfg: TrainConfig, dc: DeviceChoice) -> BundleMeta:
-    """``bundle.json`` of the final model."""
+def bundle_meta(inp: TrainInputs, run: SplitRun, table: MetricsTable, cfg: TrainConfig, dc: DeviceChoice,
+                out: Path) -> BundleMeta:
+    """``bundle.json`` of the final model; its paths are relative to the bundle folder ``out``."""
     ts, smeta, split, fr = inp.ts, inp.smeta, inp.split, run.fit
     summary = model_summary(run.model)
     joined = smeta.to_dict()
+    sdir = inp.samples_path.parent  # the samples table's paths are relative to its folder
+
+    def rebase(recorded: str | None) -> str | None:
+        return relative_to_artifact(resolve_recorded(recorded, sdir), out) if recorded else recorded
+
+    joined["acled"]["path"] = rebase(joined["acled"]["path"])
+    if joined.get("census"):
+        joined["census"]["path"] = rebase(joined["census"]["path"])
+        joined["census"]["population_raster"] = rebase(joined["census"].get("population_raster"))
     return BundleMeta.build(
         bands=ts.bands, normalisation=inp.norm.to_dict(), input_px=cfg.model.img_size,
         tile_px=ts.info.chip_shape[1], grid=ts.info.grid, dtype=ts.info.dtype,
@@ -225,11 +235,17 @@ def bundle_meta(inp: TrainInputs, run: SplitRun, table: MetricsTable, cfg: Train
                   "stopped_early": fr.stopped_early, "seconds": round(fr.seconds, 1),
                   "images_per_s": round(fr.images_per_s, 1), "device": dc.device, "bf16": dc.bf16,
                   "compile": dc.compile},
-        provenance={"tileset": {"path": str(ts.path), "signature": ts.info.signature,
-                                "sources": [s.model_dump() for s in ts.info.sources]},
-                    "samples": {"path": str(inp.samples_path), "sha256": inp.samples_sha},
+        provenance={"tileset": {"path": relative_to_artifact(ts.path, out), "signature": ts.info.signature,
+                                "sources": [s.model_dump() | {"path": rebase_source(s.path, ts.path, out)}
+                                            for s in ts.info.sources]},
+                    "samples": {"path": relative_to_artifact(inp.samples_path, out), "sha256": inp.samples_sha},
                     "join": {k: joined[k] for k in ("acled", "census", "config", "folds")}},
     )
+
+
+def rebase_source(recorded: str, tileset: Path, out: Path) -> str:
+    """A tile set's source path (relative to the tile set) made relative to the bundle folder ``out``."""
+    return relative_to_artifact(resolve_recorded(recorded, tileset), out)
 
 
 def write_bundle(work: Path, run: SplitRun, table: MetricsTable, meta: BundleMeta) -> None:
@@ -289,7 +305,7 @@ def train(
                 + (" with bf16" if dc.bf16 else "") + (" + torch.compile" if dc.compile else ""))
         main = train_split(inp, split, "main", work, cfg, dc, rep)
         table = metrics_table(inp, main, cross_validate(inp, work, cfg, dc, rep), cfg)
-        write_bundle(work, main, table, bundle_meta(inp, main, table, cfg, dc))
+        write_bundle(work, main, table, bundle_meta(inp, main, table, cfg, dc, st.out))
     fr = main.fit
     return TrainResult(st.out, table.to_dict(), table.to_markdown(), fr.best_epoch, len(fr.history), st.elapsed(),
                        fr.images_per_s, dc.device, fr.resumed_from, table)
