@@ -75,6 +75,8 @@ def run_pipeline(
 
     Raises:
         ConfigError: an unknown stage, a bad pipeline file.
+        OutputExistsError: a stage's output path holds a file the pipeline did not write (named;
+            left as it is).
         RiotvitError: whatever a stage raises (the run folder keeps the stages before it).
     """
     pipe = pipeline if isinstance(pipeline, Pipeline) else Pipeline.load(pipeline, out, sets)
@@ -97,13 +99,13 @@ def run_pipeline(
             if on_stage:
                 on_stage(name, "skip")
             continue
+        man.check_owned(call.owned)  # a user's file in an output path: stop, don't replace it
         if on_stage:
             on_stage(name, "start")
-        man.forget(name)
-        man.save()
+        man.pending(name, call.owned)
         t = time.perf_counter()
         summary = call.run(reporter(name) if reporter else NullReporter())
         sec = time.perf_counter() - t
-        man.record(name, key, call.config, hashes, call.outputs, sec, summary)
+        man.record(name, key, call.config, hashes, call.outputs, sec, summary, call.owned)
         records.append(StageRecord(name, "ran", sec, summary))
     return PipelineResult(pipe.run, records, time.perf_counter() - t0)

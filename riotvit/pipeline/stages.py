@@ -39,6 +39,11 @@ class StageCall:
     inputs: dict[str, Path]
     outputs: list[Path]
     run: Callable[[Any], dict]  # reporter -> summary
+    owns: list[Path] | None = None  # what the stage replaces (default: its outputs); checked before it runs
+
+    @property
+    def owned(self) -> list[Path]:
+        return self.owns if self.owns is not None else self.outputs
 
 
 @dataclass
@@ -145,7 +150,7 @@ def plan_evaluate(pipe: Pipeline) -> StageCall:
 
     inputs = {"bundle": model / META, "weights": model / WEIGHTS, "tiles": pipe.run / "tiles",
               "samples": pipe.run / "samples.parquet"}  # the tile set and table the bundle records
-    return StageCall({}, inputs, [out / "metrics.json"], run)
+    return StageCall({}, inputs, [out / "metrics.json"], run, owns=[out])
 
 
 def plan_predict(pipe: Pipeline) -> StageCall:
