@@ -228,7 +228,10 @@ def _checkpoint_state(ck: Path, rep: Reporter) -> dict | None:
 
         with safe_open(str(ck), framework="pt") as f:
             raw = (f.metadata() or {}).get(_STATE_KEY)
-        return json.loads(raw) if raw else None
+        if not raw:
+            rep.log(f"warning: {ck} holds no training state (an older riotvit's checkpoint); training starts afresh")
+            return None
+        return json.loads(raw)
     except Exception:  # a checkpoint of an older riotvit or a damaged file: not resumable
         rep.log(f"warning: {ck} is not a usable checkpoint; training starts from the first epoch")
         return None
