@@ -16,6 +16,7 @@ from riotvit.cli._common import (
     handle_errors,
     labels,
     out_console,
+    out_folder,
     print_json,
 )
 
@@ -64,6 +65,7 @@ def train_command(
     from riotvit.train.config import TrainConfig
     from riotvit.train.trainer import train
 
+    out_folder(out)
     options = given(seed=seed, device=device)
     cfg = build_config(TrainConfig, config, options, labels=labels(options))
     sections = {
