@@ -76,7 +76,8 @@ def _input(kwargs: Mapping[str, Any]) -> str:
 def _os_message(e: OSError) -> str | None:
     """One line for an OSError that is the user's to fix (a path of the wrong kind, no permission,
     disk full); None for the others."""
-    path = e.filename if e.filename is not None else "a path"
+    path = e.filename if e.filename is not None else (e.args[0] if len(e.args) == 1 and isinstance(e.args[0], str) else
+                                                      "a path")
     if isinstance(e, FileExistsError):
         return f"{path}: already exists; remove it or choose another --out"
     if isinstance(e, PermissionError):
@@ -111,33 +112,52 @@ def handle_errors(fn: F) -> F:
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         command = _command(fn)
+        _reporters.clear()
         try:
-            return fn(*args, **kwargs)
-        except RiotvitError as e:
-            _error(str(e))
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            what = _INTERRUPTED.get(command.split()[-1], "nothing was published; rerun the command")
-            console.print(f"[yellow]interrupted[/]: {what}", highlight=False)
-            raise typer.Exit(130) from None
-        except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort):
-            raise
-        except Exception as e:  # the safety net: the message must stay one line
-            if debug_enabled():
-                console.print_exception()
-            if isinstance(e, OSError) and (msg := _os_message(e)) is not None:
-                _error(f"{command}: {msg}")
-                raise typer.Exit(2) from None
-            if isinstance(e, ValidationError):
-                from riotvit.config import format_validation_error
-
-                _error(f"{command}: invalid value: " + format_validation_error(BaseModel, e, "options"))
-                raise typer.Exit(2) from None
-            _error(f"{command}{_input(kwargs)}: unexpected {type(e).__name__}: {clip(str(e), 160)}; "
-                   f"please report it (rerun with riotvit --debug for the traceback)")
-            raise typer.Exit(1) from None
+            result = fn(*args, **kwargs)
+        except BaseException:
+            for r in _reporters:
+                r.stop()
+                r.drop()
+            _reporters.clear()
+            _handle(command, kwargs)
+            raise  # _handle always exits; this only keeps the type checker calm
+        for r in _reporters:
+            r.flush()
+        _reporters.clear()
+        return result
 
     return wrapper  # type: ignore[return-value]
+
+
+def _handle(command: str, kwargs: Mapping[str, Any]) -> None:
+    """The current exception as one line and a ``typer.Exit`` (click's own exits pass through)."""
+    try:
+        raise
+    except RiotvitError as e:
+        _error(str(e))
+        raise typer.Exit(e.exit_code) from None
+    except KeyboardInterrupt:
+        what = _INTERRUPTED.get(command.split()[-1], "nothing was published; rerun the command")
+        console.print(f"[yellow]interrupted[/]: {what}", highlight=False)
+        raise typer.Exit(130) from None
+    except (click.exceptions.ClickException, click.exceptions.Exit, click.exceptions.Abort, typer.Exit, typer.Abort,
+            SystemExit):
+        raise
+    except Exception as e:  # the safety net: the message must stay one line
+        if debug_enabled():
+            console.print_exception()
+        if isinstance(e, OSError) and (msg := _os_message(e)) is not None:
+            _error(f"{command}: {msg}")
+            raise typer.Exit(2) from None
+        if isinstance(e, ValidationError):
+            from riotvit.config import format_validation_error
+
+            _error(f"{command}: invalid value: " + format_validation_error(BaseModel, e, "options"))
+            raise typer.Exit(2) from None
+        _error(f"{command}{_input(kwargs)}: unexpected {type(e).__name__}: {clip(str(e), 160)}; "
+               f"please report it (rerun with riotvit --debug for the traceback)")
+        raise typer.Exit(1) from None
 
 
 def out_folder(out: Path | None, option: str = "--out") -> Path | None:
@@ -228,17 +248,30 @@ class ConfigHelpCommand(TyperCommand):
         super().format_help(ctx, formatter)
 
 
+_reporters: list[RichReporter] = []
+"""The reporters of the running command: their held-back notes are printed when it succeeds and
+dropped when it fails (see :meth:`RichReporter.log`)."""
+
+
 class RichReporter:
-    """A rich progress bar with a rate column (crops/s or any unit)."""
+    """A rich progress bar with a rate column (crops/s or any unit).
+
+    Notes (``log``) said before the first bar are held back until a bar starts or the command ends
+    well: a command that fails while checking its inputs prints only its error line. Warnings
+    (``warning: ...``) are printed at once, also with ``--quiet``, which hides only progress.
+    """
 
     def __init__(self, quiet: bool = False):
         self.quiet = quiet
         self._p: Progress | None = None
         self._task = None
         self.unit = "crops"
+        self._held: list[str] = []
+        _reporters.append(self)
 
     def start(self, total: int, description: str, unit: str = "crops", per_item: tuple[float, str] | None = None) -> None:
         """Start a bar; ``per_item=(0.45, "km²")`` also shows a second rate (e.g. km²/s)."""
+        self.flush()
         if self.quiet:
             return
         self.unit = unit
@@ -265,8 +298,32 @@ class RichReporter:
             self._p.update(self._task, rate=txt)
 
     def log(self, message: str) -> None:
-        if not self.quiet:
+        """A note (hidden by ``--quiet``, held back until work starts) or a warning (always shown)."""
+        if message.lower().startswith("warning"):
+            text = message.split(":", 1)[1].strip() if ":" in message else message
+            console.print(f"[yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
+        elif self.quiet:
+            return
+        elif self._p is None and not self._started:
+            self._held.append(message)
+        else:
             console.print(message, highlight=False)
+
+    @property
+    def _started(self) -> bool:
+        return getattr(self, "_flushed", False)
+
+    def flush(self) -> None:
+        """Print the notes held back so far; later notes print at once."""
+        self._flushed = True
+        held, self._held = self._held, []
+        for m in held:
+            if not self.quiet:
+                console.print(m, highlight=False)
+
+    def drop(self) -> None:
+        """Forget the notes held back (the command failed: its error line is all that is printed)."""
+        self._held = []
 
     def stop(self) -> None:
         if self._p is not None:

@@ -80,6 +80,9 @@ def train_command(
             data[section].update(values)
             names.update(labels(values, f"{section}.", pretrained_path="--pretrained"))
         cfg = validate(TrainConfig, data, "options", names)
+    from riotvit.train.models.backbone import check_model_config
+
+    check_model_config(cfg.model)  # before train() opens its work folder
     res = train(tileset, samples, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out))
     if json_out:
         print_json(res.metrics)

@@ -21,6 +21,17 @@ STAGES = ("sample", "tile", "join", "train", "evaluate", "predict", "explain")
 Stage = Literal["sample", "tile", "join", "train", "evaluate", "predict", "explain"]
 
 
+SECTION_MODELS = {
+    "sample": "riotvit.synth:SampleConfig",
+    "tile": "riotvit.tile.plan:TileConfig",
+    "join": "riotvit.join.stage:JoinConfig",
+    "train": "riotvit.train.config:TrainConfig",
+    "predict": "riotvit.predict.plan:PredictConfig",
+    "explain": "riotvit.explain.stage:ExplainConfig",
+}
+"""The config class of each stage's section, as ``module:Class`` (imported when a pipeline loads)."""
+
+
 class Sources(StrictModel):
     raster: list[str] = Field(default_factory=list, description="Imagery: catalog ids or files (several = a mosaic or several dates).")
     acled: str | None = Field(None, description="ACLED export: catalog id or file.")
@@ -107,7 +118,20 @@ class Pipeline:
         run = Path(out) if out else Path(spec.out) if spec.out else Path("runs") / _safe_name(spec.name, path)
         if out is None and spec.out is not None:
             _inside(spec.out, path)
-        return cls(spec, path.resolve(), run)
+        pipe = cls(spec, path.resolve(), run)
+        pipe.check_sections()
+        return pipe
+
+    def check_sections(self) -> None:
+        """Validate every listed stage's config now, so a bad value fails before the run folder
+        exists or any stage runs (the stages validate them again when they run)."""
+        import importlib
+
+        for name in self.spec.stages:
+            if name not in SECTION_MODELS:  # evaluate has no config of its own
+                continue
+            module, cls_name = SECTION_MODELS[name].split(":")
+            self.section(name, getattr(importlib.import_module(module), cls_name))
 
     def find(self, text: str) -> str:
         """Resolve a path from the pipeline file ({run} expanded); catalog ids pass through."""
