@@ -21,6 +21,24 @@ from riotvit.train.trainer import train
 
 runner = CliRunner()
 
+KNOWN_FAILING = {
+    "predict-bundle-edited-shape": "bundle.json shapes are not compared with the weights before load_state_dict "
+                                   "(riotvit/train/bundle.py, artifact owner)",
+    "predict-bundle-edited-bands": "bundle.json band count is not checked against the weights' input channels "
+                                   "(riotvit/train/bundle.py, artifact owner)",
+    "predict-weights-corrupt-bytes": "corrupted weight bytes load silently: needs the bundle checksum check "
+                                     "(checksums owner)",
+    "evaluate-bundle-json-not-object": "bundle.json that is not an object raises AttributeError "
+                                       "(riotvit/train/bundle.py, artifact owner)",
+}
+"""Cases that still fail, with why and whose fix it is; strict, so a fixed case fails as XPASS and must
+be removed from here."""
+
+
+def _param(case):
+    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_FAILING[case.id])] if case.id in KNOWN_FAILING else []
+    return pytest.param(case, id=case.id, marks=marks)
+
 
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> World:
@@ -34,7 +52,7 @@ def _snapshot(*roots: Path) -> set[str]:
     return {os.path.join(dp, n) for r in roots for dp, dns, fns in os.walk(r) for n in dns + fns}
 
 
-@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+@pytest.mark.parametrize("case", [_param(c) for c in CASES])
 def test_bad_input_is_one_clean_line(case, world, tmp_path, monkeypatch):
     monkeypatch.chdir(Path(__file__).resolve().parents[2])  # pipelines/demo.yaml, ./data_catalog
     scratch = tmp_path / "scratch"
