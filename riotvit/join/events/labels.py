@@ -30,7 +30,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, signal
 
+from riotvit.errors import ConfigError, clip, suggest
 from riotvit.grid import CropGrid
+from riotvit.join.events.vocab import EVENT_TYPES, SUB_EVENT_TYPES
 
 TYPE_SLUGS = {
     "Battles": "battles",
@@ -63,9 +65,6 @@ class LabelSpec:
 
     def __post_init__(self) -> None:
         """Refuse settings that would silently give empty labels or features (one line, naming the key)."""
-        from riotvit.errors import ConfigError, clip, suggest
-        from riotvit.join.events.vocab import EVENT_TYPES, SUB_EVENT_TYPES
-
         if not self.history_days:
             raise ConfigError("history_days is empty: history features need at least one window in days, e.g. [90, 365]")
         if not self.radii_m:
