@@ -12,12 +12,12 @@ import datetime as dt
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from pydantic import Field, ValidationError, model_validator
 
 from riotvit.config import StrictModel, format_validation_error, project_file, read_yaml
-from riotvit.errors import CatalogError, InputError, RasterError, suggest
+from riotvit.errors import CatalogError, InputError, RasterError, clip, suggest
 from riotvit.tile.plan import SourceSpec
 
 Kind = Literal["raster", "acled", "census", "region"]
@@ -123,6 +123,15 @@ class Catalog:
         return cls(entries, r, errors)
 
     def ids(self, kind: str | None = None) -> list[str]:
+        """Entry ids, all or of one ``kind``.
+
+        Raises:
+            CatalogError: ``kind`` is not a kind of entry.
+        """
+        kinds = get_args(Kind)
+        if kind is not None and kind not in kinds:
+            raise CatalogError(f"--kind {clip(kind)}: not a kind of entry; choose one of {', '.join(kinds)}"
+                               f"{suggest(kind, kinds)}")
         return [k for k, v in self.entries.items() if kind is None or v.entry.kind == kind]
 
     def get(self, entry_id: str, kind: str | None = None) -> Resolved:
@@ -139,9 +148,17 @@ class Catalog:
         return entry_id in self.entries
 
 
-def validate_entry(r: Resolved) -> list[str]:
-    """Problems with an entry, each one line naming the file and the fix ([] when fine)."""
+def validate_entry(r: Resolved, catalog: Catalog | None = None) -> list[str]:
+    """Problems with an entry, each one line naming the file and the fix ([] when fine).
+
+    With ``catalog``, a region's ``census`` must name a census entry of that catalog.
+    """
     e, problems = r.entry, []
+    if catalog is not None and e.kind == "region" and e.census is not None:
+        c = catalog.entries.get(e.census)
+        if c is None or c.entry.kind != "census":
+            problems.append(f"{r.file.name}: census '{clip(e.census)}' is not a census entry of the catalog"
+                            f"{suggest(e.census, catalog.ids('census'))}; fix 'census'")
     if r.path is not None and not r.path.exists():
         hint = " (run riotvit sample --out data/sample)" if "sample" in str(r.path) else ""
         return [f"missing file {r.path}{hint}; fix 'path' in {r.file.name} or put the file there"]

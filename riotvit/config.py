@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 from pydantic.fields import FieldInfo
 
-from riotvit.errors import ConfigError, suggest
+from riotvit.errors import ConfigError, clip, suggest
 
 M = TypeVar("M", bound="StrictModel")
 
@@ -87,17 +87,71 @@ def default_text(info: FieldInfo) -> str | None:
     return str(value)
 
 
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping with ``yaml.safe_load``; errors name the file and the fix."""
-    p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"{p}: config file not found; check the path or drop --config")
+MAX_YAML_NODES = 100_000
+"""How many nodes a YAML document may expand to, aliases counted at their full size: a config is a
+few hundred; an "alias bomb" (anchors referencing anchors) expands to billions and must not hang."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """``yaml.SafeLoader`` that refuses documents whose aliases expand past ``MAX_YAML_NODES``."""
+
+    def __init__(self, stream: str):
+        super().__init__(stream)
+        self._expanded = 0
+        self._sizes: dict[int, int] = {}
+
+    def _size(self, node: yaml.Node) -> int:
+        key = id(node)
+        if key not in self._sizes:
+            self._sizes[key] = 1  # a recursive alias counts once, it is not expanded here
+            if isinstance(node, yaml.SequenceNode):
+                self._sizes[key] = 1 + sum(self._size(n) for n in node.value)
+            elif isinstance(node, yaml.MappingNode):
+                self._sizes[key] = 1 + sum(self._size(k) + self._size(v) for k, v in node.value)
+        return self._sizes[key]
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        alias = self.check_event(yaml.AliasEvent)
+        node = super().compose_node(parent, index)
+        self._expanded += self._size(node) if alias else 1
+        if self._expanded > MAX_YAML_NODES:
+            raise yaml.YAMLError(f"the document expands to more than {MAX_YAML_NODES:,} values through "
+                                 "aliases (&anchor/*alias); write the values out")
+        return node
+
+
+def load_yaml(text: str, source: str) -> Any:
+    """Parse YAML text safely: no tags beyond plain YAML, aliases bounded (:data:`MAX_YAML_NODES`).
+
+    Raises:
+        ConfigError: not valid YAML, a ``!!python/...`` tag, or an alias bomb; names ``source``.
+    """
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+        return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{p}{where}: not valid YAML ({getattr(e, 'problem', e)}); fix the syntax") from None
+        problem = getattr(e, "problem", None) or str(e)
+        if isinstance(e, yaml.constructor.ConstructorError) and "tag" in str(problem):
+            problem = f"{problem}; tags such as !!python/... are not allowed"
+        raise ConfigError(f"{source}{where}: not valid YAML ({clip(problem, 160)}); fix the syntax") from None
+    except RecursionError:
+        raise ConfigError(f"{source}: YAML nested too deeply; flatten it") from None
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping safely (:func:`load_yaml`); errors name the file and the fix."""
+    p = Path(path)
+    if not p.is_file():
+        what = "a folder, not a config file" if p.is_dir() else "config file not found"
+        raise ConfigError(f"{p}: {what}; check the path or drop --config")
+    try:
+        text = p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p}: not UTF-8 text (byte {e.start}); save it as UTF-8") from None
+    except OSError as e:
+        raise ConfigError(f"{p}: cannot be read ({e.strerror}); check its permissions") from None
+    data = load_yaml(text, str(p))
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -125,13 +179,18 @@ def format_validation_error(model: type[BaseModel], err: ValidationError, source
         if e["type"] == "extra_forbidden":
             key = str(e["loc"][-1])
             fields = _fields_at(model, e["loc"][:-1])
-            parts.append(f"unknown key '{loc}'{suggest(key, fields)}")
+            parts.append(f"unknown key '{clip(loc)}'{suggest(key, fields)}")
         elif isinstance(e.get("input"), Mapping):  # a whole section failed a check across its keys
             parts.append(f"{label or repr(loc)}: {_message(e)}" if loc else _message(e))
         else:
-            parts.append(f"{label or repr(loc)}: {_message(e)} (got {e.get('input')!r})")
+            parts.append(f"{label or repr(loc)}: {_message(e)} (got {_got(e.get('input'))})")
     more = f" (+{len(err.errors()) - 3} more)" if len(err.errors()) > 3 else ""
     return ("" if labelled else f"{source}: ") + "; ".join(parts) + more
+
+
+def _got(value: Any) -> str:
+    """A rejected value for a message: its repr, cut to 80 characters."""
+    return clip(repr(value) if isinstance(value, str) else value)
 
 
 def _message(e: Any) -> str:

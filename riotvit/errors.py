@@ -71,6 +71,36 @@ class OutputExistsError(RiotvitError):
     """The output already exists and --overwrite was not given."""
 
 
+class OutputPathError(RiotvitError, OSError):
+    """An output path cannot be written (a file where a folder must go, no permission, disk full)."""
+
+
+class InputPathError(InputError, OSError):
+    """An input path is missing or of the wrong kind (a file where a folder must be, or the reverse)."""
+
+
+class TooMuchWorkError(ConfigError):
+    """A plan is far larger than intended (a unit typo); the message says how to allow it."""
+
+
+def clip(value: object, n: int = 80) -> str:
+    """``value`` as text for an error message: one line, at most ``n`` characters (a huge input is
+    never rendered whole)."""
+    text = value if isinstance(value, str) else _short_repr(value, n)
+    text = " ".join(text.split())
+    return text if len(text) <= n else text[: n - 1] + "…"
+
+
+def _short_repr(value: object, n: int) -> str:
+    import reprlib
+
+    r = reprlib.Repr()
+    r.maxstring = r.maxother = n
+    r.maxlist = r.maxtuple = r.maxdict = r.maxset = 6
+    r.maxlevel = 3
+    return r.repr(value)
+
+
 def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
     """Return ' (did you mean: a, b?)' for close matches of ``name`` in ``choices``, or ''."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=n, cutoff=0.5)

@@ -6,7 +6,7 @@ import typer
 
 from riotvit import __version__
 from riotvit.cli import catalog as catalog_cli
-from riotvit.cli._common import ConfigHelpCommand
+from riotvit.cli._common import ConfigHelpCommand, set_debug
 from riotvit.cli.explain import EXAMPLES as EXPLAIN_EXAMPLES
 from riotvit.cli.explain import explain_command
 from riotvit.cli.join import EXAMPLES as JOIN_EXAMPLES
@@ -35,6 +35,8 @@ Examples:
   riotvit tile data/sample/city.tif --out runs/tiles
 
   riotvit catalog validate
+
+Errors are one line on stderr and a non-zero exit; riotvit --debug CMD ... (or RIOTVIT_DEBUG=1) adds the traceback of an unexpected one.
 """
 
 app = typer.Typer(
@@ -60,8 +62,13 @@ def _version(value: bool) -> None:
 
 
 @app.callback()
-def _root(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version.")) -> None:
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True, help="Show the version."),
+    debug: bool = typer.Option(False, "--debug", help="On an unexpected error, print the traceback too (or set RIOTVIT_DEBUG=1); "
+                               "without it every error is one line."),
+) -> None:
     """riotvit command line."""
+    set_debug(debug)
 
 
 def main() -> None:

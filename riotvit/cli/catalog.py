@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from riotvit.cli._common import (
@@ -48,7 +49,7 @@ def list_command(catalog: CatalogOpt = None, kind: Annotated[str | None, typer.O
         t.add_row(row["id"], row["kind"], "[green]yes[/]" if row["present"] == "yes" else "[red]no[/]", row["description"])
     out_console.print(t)
     for err in cat.load_errors.values():
-        console.print(f"[red]broken entry[/] {err}")
+        console.print(f"[red]broken entry[/] {escape(err)}", highlight=False, soft_wrap=True)
 
 
 @app.command("show", cls=ConfigHelpCommand)
@@ -84,18 +85,18 @@ def validate_command(catalog: CatalogOpt = None, ids: Annotated[list[str] | None
     cat = Catalog.load(catalog)
     bad = 0
     for f, err in cat.load_errors.items():
-        console.print(f"[red]BROKEN[/]  {f}: {err}")
+        console.print(f"[red]BROKEN[/]  {f}: {escape(err)}", highlight=False, soft_wrap=True)
         bad += 1
     for i in ids or cat.ids():
         r = cat.get(i)
-        problems = validate_entry(r)
+        problems = validate_entry(r, cat)
         if not problems:
             console.print(f"[green]ok[/]      {i}")
         elif problems[0].startswith("missing file") and not strict:
-            console.print(f"[yellow]missing[/] {i}: {problems[0]}")
+            console.print(f"[yellow]missing[/] {i}: {escape(problems[0])}", highlight=False, soft_wrap=True)
         else:
             bad += 1
             for p in problems:
-                console.print(f"[red]BROKEN[/]  {i}: {p}")
+                console.print(f"[red]BROKEN[/]  {i}: {escape(p)}", highlight=False, soft_wrap=True)
     if bad:
         raise typer.Exit(1)

@@ -16,6 +16,7 @@ from riotvit.cli._common import (
     given,
     handle_errors,
     labels,
+    out_file,
     print_json,
 )
 
@@ -69,6 +70,7 @@ def join_command(
     from riotvit.join.stage import JoinConfig, join, with_census_roles
     from riotvit.tile.source import parse_date
 
+    out_file(out)
     refuse_existing(out, overwrite, "samples table")
     acled_path, _ = resolve_source(acled, "acled", catalog)
     census_path, entry = (resolve_source(census, "census", catalog) if census else (None, None))

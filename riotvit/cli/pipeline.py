@@ -14,6 +14,7 @@ from riotvit.cli._common import (
     console,
     handle_errors,
     out_console,
+    out_folder,
     print_json,
 )
 
@@ -43,6 +44,7 @@ def _run(pipeline: Path, out: Path | None, from_stage: str | None, until: str | 
     """What ``run`` and ``demo`` share: run with progress bars, then the stage table and where to look."""
     from riotvit.pipeline import run_pipeline
 
+    out_folder(out)
     q = quiet or json_out
 
     def on_stage(stage: str, what: str) -> None:
@@ -125,5 +127,5 @@ def demo_command(
     """
     from riotvit.config import project_file
 
-    _run(project_file("pipelines/demo.yaml"), out, from_stage, None, [f"sample.size_km={size_km}"] if size_km else [],
+    _run(project_file("pipelines/demo.yaml"), out, from_stage, None, [f"sample.size_km={size_km}"] if size_km is not None else [],
          json_out, quiet)

@@ -16,6 +16,7 @@ from riotvit.cli._common import (
     given,
     handle_errors,
     labels,
+    out_folder,
     print_json,
 )
 
@@ -89,6 +90,7 @@ def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, 
     from riotvit.predict.region import resolve_region
     from riotvit.tile.source import parse_date
 
+    out_folder(out)
     refuse_existing(out, overwrite, "prediction folder")
     if date:
         overrides["date"] = parse_date(date, "--date")

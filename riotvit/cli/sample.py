@@ -14,6 +14,7 @@ from riotvit.cli._common import (
     given,
     handle_errors,
     labels,
+    out_folder,
     print_json,
 )
 
@@ -44,6 +45,7 @@ def sample_command(
     from riotvit.config import build_config
     from riotvit.synth import SampleConfig, generate_sample
 
+    out_folder(out)
     options = given(seed=seed, size_km=size_km, image_date=image_date)
     cfg = build_config(SampleConfig, config, options, labels=labels(options))
     with console.status("generating the synthetic city"):

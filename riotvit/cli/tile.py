@@ -18,6 +18,7 @@ from riotvit.cli._common import (
     handle_errors,
     labels,
     out_console,
+    out_folder,
     print_json,
 )
 
@@ -56,6 +57,7 @@ def tile_command(
     catalog: Annotated[Path | None, config_option(PIPELINE, "catalog", rich_help_panel=PANEL_IN)] = None,
     write_geotiffs: Annotated[bool | None, config_option(TILE, "write_geotiffs", "--write-geotiffs", rich_help_panel=PANEL_RUN)] = None,
     block_crops: Annotated[int | None, config_option(TILE, "block_crops", rich_help_panel=PANEL_RUN)] = None,
+    max_crops: Annotated[int | None, config_option(TILE, "max_crops", rich_help_panel=PANEL_RUN)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing, different tile set.", rich_help_panel=PANEL_RUN)] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the grid (crop count, CRS, GSD, extent) without reading pixels.", rich_help_panel=PANEL_RUN)] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.", rich_help_panel=PANEL_RUN)] = False,
@@ -72,11 +74,12 @@ def tile_command(
     from riotvit.tile.plan import TileConfig, plan_tiles
     from riotvit.tile.source import parse_date
 
+    out_folder(out)
     band_list = [b.strip() for b in bands.split(",")] if bands else None
     d = parse_date(date, "--date") if date else None
     options = given(crop_m=crop_m, crop_px=crop_px, stride_m=stride_m, overlap=overlap, crs=crs, min_valid=min_valid,
                     resampling=resampling, categorical=categorical, bands=band_list, date=d,
-                    write_geotiffs=write_geotiffs, block_crops=block_crops)
+                    write_geotiffs=write_geotiffs, block_crops=block_crops, max_crops=max_crops)
     cfg = build_config(TileConfig, config, options, labels=labels(options))
     specs = raster_specs(rasters, catalog)
     if dry_run:

@@ -16,6 +16,7 @@ from riotvit.cli._common import (
     handle_errors,
     labels,
     out_console,
+    out_folder,
     print_json,
 )
 
@@ -64,6 +65,7 @@ def train_command(
     from riotvit.train.config import TrainConfig
     from riotvit.train.trainer import train
 
+    out_folder(out)
     options = given(seed=seed, device=device)
     cfg = build_config(TrainConfig, config, options, labels=labels(options))
     sections = {
@@ -78,6 +80,9 @@ def train_command(
             data[section].update(values)
             names.update(labels(values, f"{section}.", pretrained_path="--pretrained"))
         cfg = validate(TrainConfig, data, "options", names)
+    from riotvit.train.models.backbone import check_model_config
+
+    check_model_config(cfg.model)  # before train() opens its work folder
     res = train(tileset, samples, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out))
     if json_out:
         print_json(res.metrics)

@@ -82,6 +82,9 @@ def run_pipeline(
     pipe = pipeline if isinstance(pipeline, Pipeline) else Pipeline.load(pipeline, out, sets)
     names = pipe.stages()
     from_stage, until = (_stage_arg(pipe, names, v, opt) for v, opt in ((from_stage, "--from"), (until, "--until")))
+    if from_stage is not None and until is not None and names.index(from_stage) > names.index(until):
+        raise ConfigError(f"--from {from_stage} comes after --until {until}: nothing would run; "
+                          f"give a --from at or before --until (stages: {', '.join(names)})")
     if until is not None:
         names = names[: names.index(until) + 1]
 

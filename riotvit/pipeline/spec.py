@@ -14,11 +14,22 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from riotvit.config import StrictModel, read_yaml, validate
-from riotvit.errors import ConfigError
+from riotvit.config import StrictModel, load_yaml, read_yaml, validate
+from riotvit.errors import ConfigError, clip
 
 STAGES = ("sample", "tile", "join", "train", "evaluate", "predict", "explain")
 Stage = Literal["sample", "tile", "join", "train", "evaluate", "predict", "explain"]
+
+
+SECTION_MODELS = {
+    "sample": "riotvit.synth:SampleConfig",
+    "tile": "riotvit.tile.plan:TileConfig",
+    "join": "riotvit.join.stage:JoinConfig",
+    "train": "riotvit.train.config:TrainConfig",
+    "predict": "riotvit.predict.plan:PredictConfig",
+    "explain": "riotvit.explain.stage:ExplainConfig",
+}
+"""The config class of each stage's section, as ``module:Class`` (imported when a pipeline loads)."""
 
 
 class Sources(StrictModel):
@@ -55,8 +66,6 @@ def deep_merge(base: dict, over: dict) -> dict:
 
 def set_dotted(data: dict, assignment: str) -> None:
     """Apply ``key.sub=value`` (value parsed as YAML) to a nested dict."""
-    import yaml
-
     if "=" not in assignment:
         raise ConfigError(f"--set {assignment}: expected KEY=VALUE, e.g. --set sources.acled=my_export.csv")
     key, value = assignment.split("=", 1)
@@ -66,7 +75,25 @@ def set_dotted(data: dict, assignment: str) -> None:
         node = node.setdefault(p, {})
         if not isinstance(node, dict):
             raise ConfigError(f"--set {assignment}: '{p}' is not a section")
-    node[parts[-1]] = yaml.safe_load(value)
+    node[parts[-1]] = load_yaml(value, f"--set {clip(assignment)}")
+
+
+def _safe_name(name: str, path: Path) -> str:
+    """The pipeline ``name`` as a folder under ``runs/``: one plain path component."""
+    p = Path(name)
+    if not name.strip() or p.is_absolute() or len(p.parts) != 1 or name.strip() in (".", ".."):
+        raise ConfigError(f"pipeline {path}: name {clip(name)!r} must be a plain folder name (no '/', '..' or "
+                          "absolute path): the run folder is runs/<name>; set out: or pass --out for another place")
+    return name
+
+
+def _inside(out: str, path: Path) -> None:
+    """A pipeline file's ``out:`` stays under the working directory (no absolute path, no '..'):
+    a file from elsewhere must not write anywhere; ``--out`` on the command line may."""
+    p = Path(out)
+    if p.is_absolute() or ".." in p.parts:
+        raise ConfigError(f"pipeline {path}: out {clip(out)!r} leaves the working directory (absolute or '..'); "
+                          "use a relative folder such as runs/x, or pass --out explicitly")
 
 
 class Pipeline:
@@ -88,8 +115,23 @@ class Pipeline:
         order = [s for s in STAGES if s in spec.stages]
         if order != list(dict.fromkeys(spec.stages)):
             raise ConfigError(f"pipeline {path}: stages must be in pipeline order {', '.join(STAGES)}")
-        run = Path(out) if out else Path(spec.out or f"runs/{spec.name}")
-        return cls(spec, path.resolve(), run)
+        run = Path(out) if out else Path(spec.out) if spec.out else Path("runs") / _safe_name(spec.name, path)
+        if out is None and spec.out is not None:
+            _inside(spec.out, path)
+        pipe = cls(spec, path.resolve(), run)
+        pipe.check_sections()
+        return pipe
+
+    def check_sections(self) -> None:
+        """Validate every listed stage's config now, so a bad value fails before the run folder
+        exists or any stage runs (the stages validate them again when they run)."""
+        import importlib
+
+        for name in self.spec.stages:
+            if name not in SECTION_MODELS:  # evaluate has no config of its own
+                continue
+            module, cls_name = SECTION_MODELS[name].split(":")
+            self.section(name, getattr(importlib.import_module(module), cls_name))
 
     def find(self, text: str) -> str:
         """Resolve a path from the pipeline file ({run} expanded); catalog ids pass through."""

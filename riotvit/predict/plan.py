@@ -22,6 +22,10 @@ from riotvit.tile.plan import SourceSpec, grid_epsg
 from riotvit.tile.source import RasterSource, open_source
 from riotvit.train.meta import BundleMeta
 
+PLAN_CELLS_WITHOUT_RAISE = 5_000_000
+"""Crops in a region's extent above which planning refuses unless ``max_cells`` is raised to cover
+them (``--yes`` alone is not enough): planning allocates per crop of the extent."""
+
 
 class PredictConfig(StrictModel):
     """Options of ``riotvit predict``."""
@@ -118,6 +122,13 @@ def plan_prediction(
             f"(coverage: lon {lon0:.4f}..{lon1:.4f}, lat {lat0:.4f}..{lat1:.4f}); choose a region inside it or give --imagery for it"
         )
     cols, rows = grid.cells_in_bounds(rg.intersection(cover).bounds)
+    n_box = len(cols) * len(rows)  # counted before anything per crop is allocated
+    if n_box > max(cfg.max_cells, PLAN_CELLS_WITHOUT_RAISE):
+        raise RegionError(
+            f"region {region.name}: its extent spans {n_box:,} crops, over --max-cells {cfg.max_cells:,}; choose a "
+            f"smaller region, or raise --max-cells to at least {n_box} (--yes alone allows up to "
+            f"{PLAN_CELLS_WITHOUT_RAISE:,})"
+        )
     cc, rr = np.meshgrid(np.array(cols), np.array(rows))
     cc, rr = cc.ravel(), rr.ravel()
     fp = grid.footprints(cc, rr)

@@ -24,6 +24,12 @@ from riotvit.tile.source import RasterSource, open_source
 Resampling = Literal["nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode"]
 
 
+MAX_CROPS = 2_000_000
+"""Default bound on the candidate crops of one tiling run (``TileConfig.max_crops``)."""
+MAX_BLOCK_BYTES = 4 << 30
+"""Bound on the pixels of one processing block (crops per block x crop pixels x bands)."""
+
+
 class TileConfig(StrictModel):
     """Options of ``riotvit tile``."""
 
@@ -40,6 +46,7 @@ class TileConfig(StrictModel):
     write_geotiffs: bool = Field(False, description="Also write every crop as a small georeferenced GeoTIFF (geotiffs/) for inspection in QGIS.")
     block_crops: int = Field(32, ge=1, le=512, description="Crops per side of a processing block; memory is bounded by one block.")
     checksum: bool = Field(True, description="Record each source file's sha256 in tileset.json for provenance.")
+    max_crops: int = Field(MAX_CROPS, ge=1, exclude=True, description="Refuse a plan with more candidate crops than this (a unit typo such as --crop-m 0.001 plans billions); raise it for a really large area. Not part of the tile set (left out of its signature).")
 
     @model_validator(mode="after")
     def _stride_or_overlap(self) -> TileConfig:
@@ -190,7 +197,7 @@ def plan_tiles(specs: list[SourceSpec], cfg: TileConfig) -> TilePlan:
     groups = [by_date[d] for d in sorted(by_date)]
     group_bounds = []
     blocks: list[Block] = []
-    for gi, g in enumerate(groups):
+    for g in groups:
         bs = []
         for i in g:
             s = sources[i]
@@ -199,6 +206,8 @@ def plan_tiles(specs: list[SourceSpec], cfg: TileConfig) -> TilePlan:
         b = np.array(bs)
         gb = (float(b[:, 0].min()), float(b[:, 1].min()), float(b[:, 2].max()), float(b[:, 3].max()))
         group_bounds.append(gb)
+    _check_size(grid, group_bounds, cfg, first.count, np.dtype(dtype).itemsize)
+    for gi, gb in enumerate(group_bounds):
         cols, rows = grid.cells_in_bounds(gb)
         n = cfg.block_crops
         row_starts = list(range(rows.stop, rows.start, -n))  # north first
@@ -207,6 +216,26 @@ def plan_tiles(specs: list[SourceSpec], cfg: TileConfig) -> TilePlan:
             for c in range(cols.start, cols.stop, n):
                 blocks.append(Block(len(blocks), gi, range(c, min(c + n, cols.stop)), rr))
     return TilePlan(grid, sources, groups, group_bounds, blocks, first.band_names, dtype, warnings)
+
+
+def _check_size(grid: CropGrid, group_bounds: list[tuple[float, float, float, float]], cfg: TileConfig,
+                n_bands: int, itemsize: int) -> None:
+    """Refuse, before anything is allocated, a plan whose crop count (counted from the extent) or
+    block size is far beyond what was meant."""
+    n = sum(grid.count_in_bounds(gb) for gb in group_bounds)
+    if n > cfg.max_crops:
+        raise GridError(
+            f"--crop-m {grid.crop_m:g} / stride {grid.stride_m:g} m plans {n:,} candidate crops, over max_crops "
+            f"{cfg.max_crops:,}; check the crop size (metres), or pass --max-crops {n} (or max_crops in the config) "
+            "if the area really is this large"
+        )
+    side = min(cfg.block_crops, max(1, n))
+    block = side * side * grid.crop_px * grid.crop_px * n_bands * itemsize
+    if block > MAX_BLOCK_BYTES:
+        raise GridError(
+            f"--crop-px {grid.crop_px} with --block-crops {cfg.block_crops} needs {block / 2**30:,.0f} GiB per processing "
+            f"block (limit {MAX_BLOCK_BYTES / 2**30:.0f} GiB); use a smaller --crop-px or --block-crops"
+        )
 
 
 def _rename(s: RasterSource, new_id: str) -> RasterSource:

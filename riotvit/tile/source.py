@@ -24,6 +24,10 @@ from riotvit.io import file_sha256
 _DATE_TAGS = ("ACQUISITION_DATE", "acquisition_date", "DATE_ACQUIRED", "ACQUISITIONDATETIME", "DATE", "TIFFTAG_DATETIME")
 _INTERP_NAMES = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
 
+SUPPORTED_DTYPES = ("uint8", "uint16", "int16", "uint32", "int32", "float32", "float64")
+"""Pixel types a source may have: complex values and int8 (signed bytes, which no imagery uses and
+the statistics would misread) are refused rather than silently cast."""
+
 
 @dataclass(frozen=True)
 class RasterSource:
@@ -167,6 +171,12 @@ def open_source(
         idx = tuple(i for i in range(1, src.count + 1) if i != alpha_index)
         if not idx:
             raise RasterError(f"{p}: raster has no data bands")
+        dtype = src.dtypes[idx[0] - 1]
+        if dtype not in SUPPORTED_DTYPES:
+            raise RasterError(
+                f"{p}: pixel type {dtype} is not supported (supported: {', '.join(SUPPORTED_DTYPES)}); "
+                f"convert it first, e.g. gdal_translate -ot Float32 {p} out.tif"
+            )
         flags = src.mask_flag_enums[idx[0] - 1]
         if alpha_index is not None or MaskFlags.alpha in flags:
             mask_kind = "alpha"
@@ -197,7 +207,7 @@ def open_source(
             transform=src.transform,
             width=src.width,
             height=src.height,
-            dtype=src.dtypes[idx[0] - 1],
+            dtype=dtype,
             nodata=src.nodata,
             band_names=names,
             band_indexes=idx,

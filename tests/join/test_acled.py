@@ -270,7 +270,9 @@ def test_unknown_inter_and_missing_fatalities(tmp_path, truth):
     assert df["inter1"].fillna(-1).tolist() == [-1, 5, 5, -1, -1]
     assert rep.unknown["inter1"] == 2
     assert df["fatalities"].tolist() == [0, 2, 0, 0, 0]
-    assert "fatalities missing or not a number in 2 rows; read as 0" in rep.assumptions
+    assert "fatalities missing in 1 rows; read as 0" in rep.assumptions
+    assert rep.unknown["fatalities"] == 1 and rep.examples["unknown fatalities"][0].endswith(": x")
+    assert any(a.startswith("fatalities not a number in 1 rows (e.g. 'x')") for a in rep.assumptions)
     assert "negative fatalities in 1 rows; read as 0" in rep.assumptions
 
 

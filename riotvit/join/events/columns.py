@@ -239,9 +239,17 @@ def canonical_codes(
             f"{', '.join(text_inter)} given as actor-category names (e.g. 'Rioters'); mapped to ACLED codes 1-8"
         )
     fat = to_numbers(df["fatalities"])
-    n_nan, n_neg = int(fat.isna().sum()), int((fat < 0).sum())
-    if n_nan:
-        rep.assumptions.append(f"fatalities missing or not a number in {n_nan} rows; read as 0")
+    raw = df["fatalities"]
+    blank = raw.isna() | raw.astype("string").str.strip().fillna("").eq("")
+    text = fat.isna() & ~blank  # "many", "unknown", "10+": not silently 0
+    n_blank, n_text, n_neg = int((fat.isna() & blank).sum()), int(text.sum()), int((fat < 0).sum())
+    if n_blank:
+        rep.assumptions.append(f"fatalities missing in {n_blank} rows; read as 0")
+    if n_text:
+        rep.unknown["fatalities"] = rep.unknown.get("fatalities", 0) + n_text
+        rep.examples["unknown fatalities"] = examples(ids, raw, text, max_examples)
+        rep.assumptions.append(f"fatalities not a number in {n_text} rows (e.g. {raw[text].iloc[0]!r}); "
+                               "read as 0, so fatality targets undercount them; fix the file to count them")
     if n_neg:
         rep.assumptions.append(f"negative fatalities in {n_neg} rows; read as 0")
     df["fatalities"] = fat.fillna(0).clip(lower=0).round().astype("int64")

@@ -30,7 +30,9 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, signal
 
+from riotvit.errors import ConfigError, clip, suggest
 from riotvit.grid import CropGrid
+from riotvit.join.events.vocab import EVENT_TYPES, SUB_EVENT_TYPES
 
 TYPE_SLUGS = {
     "Battles": "battles",
@@ -60,6 +62,19 @@ class LabelSpec:
     since_cap_days: int = 1825
     bin_m: float | None = None
     history_types: tuple[str, ...] | None = None  # ACLED event types with history features (None = all)
+
+    def __post_init__(self) -> None:
+        """Refuse settings that would silently give empty labels or features (one line, naming the key)."""
+        if not self.history_days:
+            raise ConfigError("history_days is empty: history features need at least one window in days, e.g. [90, 365]")
+        if not self.radii_m:
+            raise ConfigError("radii_m is empty: give at least one neighbourhood radius in metres, e.g. [2000, 10000]")
+        for key, values, known in (("riot_event_types", self.riot_types, EVENT_TYPES),
+                                   ("riot_sub_event_types", self.riot_sub_types, tuple(SUB_EVENT_TYPES))):
+            for v in values:
+                if v not in known:
+                    raise ConfigError(f"{key}: {clip(v)!r} is not an ACLED {key.removeprefix('riot_').replace('_', ' ')[:-1]}"
+                                      f"{suggest(v, known)}; choose from {', '.join(known) if len(known) < 10 else 'the ACLED codebook'}")
 
     def history_slugs(self) -> list[str]:
         allowed = None if self.history_types is None else {type_slug(t) for t in self.history_types}

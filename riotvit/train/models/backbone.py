@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import pickle
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -118,6 +117,39 @@ def create_backbone(config: ModelConfig, in_chans: int) -> nn.Module:
     return model
 
 
+def check_model_config(config: ModelConfig) -> None:
+    """Cheap checks of a model config before any work or output: a known timm name, and a
+    ``pretrained_path`` that exists and starts like a weights file (only its header is read).
+
+    Raises:
+        ModelError: naming ``model.backbone`` or ``model.pretrained_path`` and the fix.
+    """
+    import timm
+
+    if not timm.is_model(config.backbone):
+        raise ModelError(
+            f"model.backbone '{config.backbone}' is not a timm model{suggest(config.backbone, timm.list_models())}; "
+            "pick a name from timm.list_models()"
+        )
+    if config.pretrained_path is None:
+        return
+    p = Path(config.pretrained_path)
+    if not p.is_file():
+        raise ModelError(f"model.pretrained_path {p}: file not found; check the path or set it to null")
+    if p.suffix == ".safetensors":
+        try:
+            from safetensors import safe_open
+
+            with safe_open(str(p), framework="pt") as f:
+                f.keys()
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise ModelError(
+                f"model.pretrained_path {p}: not a safetensors weights file ({first[:160]}); "
+                "re-save the weights with safetensors.torch.save_file"
+            ) from None
+
+
 def freeze_backbone(backbone: nn.Module, n_blocks: int) -> list[str]:
     """Freeze the patch/position embeddings and the first ``n_blocks`` blocks; return their names.
 
@@ -183,7 +215,7 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
             obj: Any = load_file(str(p), device="cpu")
         else:
             obj = torch.load(str(p), map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, OSError, ValueError, EOFError) as e:
+    except Exception as e:  # pickle, torch, safetensors (SafetensorError), OS: all mean "not weights"
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ModelError(
             f"model.pretrained_path {p}: cannot be read as safetensors or a weights-only torch "

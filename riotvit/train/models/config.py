@@ -157,6 +157,12 @@ class ModelConfig(StrictModel):
                 f"patch_stride {self.patch_stride} is larger than patch_size {self.patch_size}; "
                 "pixels would be skipped; use patch_stride <= patch_size"
             )
+        if self.patch_size is not None and self.patch_stride is None and self.img_size % self.patch_size:
+            raise ValueError(
+                f"patch_size {self.patch_size} does not divide img_size {self.img_size}: the last "
+                f"{self.img_size % self.patch_size} px of every crop would be dropped; choose an img_size that is a "
+                "multiple of patch_size (or a patch_stride that covers it)"
+            )
         if self.embed_dim is not None and self.num_heads is not None and self.embed_dim % self.num_heads:
             raise ValueError(
                 f"num_heads {self.num_heads} does not divide embed_dim {self.embed_dim}; each attention head "
