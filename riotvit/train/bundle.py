@@ -83,9 +83,10 @@ class Bundle:
             meta = json.loads((p / META).read_text())
         except json.JSONDecodeError as e:
             raise BundleError(f"{p / META}: not valid JSON ({e}); retrain the model") from None
-        if meta.get("format") != BUNDLE_FORMAT:
+        if not isinstance(meta, dict) or meta.get("format") != BUNDLE_FORMAT:
             raise BundleError(f"{p / META}: not a riotvit model bundle; train one with riotvit train")
-        v = int(meta.get("format_version", 0))
+        v = meta.get("format_version", 0)
+        v = v if isinstance(v, int) else -1
         if v != BUNDLE_FORMAT_VERSION:
             raise BundleError(
                 f"{p / META}: bundle format v{v} (riotvit {meta.get('riotvit_version')}) is incompatible with this "

@@ -21,16 +21,7 @@ from riotvit.train.trainer import train
 
 runner = CliRunner()
 
-KNOWN_FAILING = {
-    "predict-bundle-edited-shape": "bundle.json shapes are not compared with the weights before load_state_dict "
-                                   "(riotvit/train/bundle.py, artifact owner)",
-    "predict-bundle-edited-bands": "bundle.json band count is not checked against the weights' input channels "
-                                   "(riotvit/train/bundle.py, artifact owner)",
-    "predict-weights-corrupt-bytes": "corrupted weight bytes load silently: needs the bundle checksum check "
-                                     "(checksums owner)",
-    "evaluate-bundle-json-not-object": "bundle.json that is not an object raises AttributeError "
-                                       "(riotvit/train/bundle.py, artifact owner)",
-}
+KNOWN_FAILING: dict[str, str] = {}
 """Cases that still fail, with why and whose fix it is; strict, so a fixed case fails as XPASS and must
 be removed from here."""
 
