@@ -80,9 +80,20 @@ def signature(plan: TilePlan, cfg: TileConfig) -> str:
         "sources": [
             {k: v for k, v in s.to_dict().items() if k != "path"} | {"file": s.path.name} for s in plan.sources
         ],
-        "config": cfg.model_dump(mode="json", exclude={"block_crops", "checksum"}),
+        "config": cfg.model_dump(mode="json", exclude={"checksum"} | ({"block_crops"} if all_on_lattice(plan) else set())),
     }
     return json_sha256(payload, 16)
+
+
+def all_on_lattice(plan: TilePlan) -> bool:
+    """True when every source's pixels sit on the grid lattice, so crops are copied, not warped.
+
+    Copied pixels never depend on the block a crop is read in. Warped pixels can: GDAL's warper
+    works on the window it is asked for, so ``block_crops`` changes a few resampled values at
+    block seams. It is therefore part of the signature of a tile set that needs warping: a
+    rerun with another ``--block-crops`` re-tiles instead of resuming with mixed blocks.
+    """
+    return all(s.epsg == plan.grid.epsg and plan.grid.is_aligned(s.transform) for s in plan.sources)
 
 
 def tile(
