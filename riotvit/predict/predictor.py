@@ -25,6 +25,7 @@ from riotvit.io import atomic_dir, file_sha256, relative_to_artifact, resolve_re
 from riotvit.join.events.acled import read_acled
 from riotvit.join.events.labels import build_history
 from riotvit.join.stage import JoinConfig, census_features, project_events
+from riotvit.predict.checks import ValueRangeCheck, dtype_warnings
 from riotvit.predict.meta import PredictionMeta
 from riotvit.predict.plan import PredictConfig, PredictPlan, plan_prediction
 from riotvit.predict.region import Region
@@ -168,11 +169,14 @@ def predict(
     feats, meta_info, warnings = metadata_features(plan, bundle.meta, cfg.metadata, acled, census, population_raster,
                                                    bundle.path)
     meta = runner.meta_array(feats)
+    warnings += dtype_warnings([s.dtype for s in plan.sources], bundle.meta.dtype)
+    values = ValueRangeCheck(runner.bands, bundle.meta.normalisation.mean, bundle.meta.normalisation.std)
     with atomic_dir(st.out, overwrite=True) as work:
         if explain is not None:
             explain.begin(plan, work, runner, feats)
         ts = time.perf_counter()
-        n_pred = _stream(plan, runner, meta, cfg, work, st.rep, bundle, explain)
+        n_pred = _stream(plan, runner, meta, cfg, work, st.rep, bundle, explain, values)
+        warnings += values.warnings()
         stream_s = time.perf_counter() - ts
         if explain is not None:
             explain.finish()
@@ -220,7 +224,7 @@ def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> l
 
 
 def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConfig, work: Path, rep: Reporter,
-            bundle, explain) -> int:
+            bundle, explain, values: ValueRangeCheck) -> int:
     """Read, predict and write every block; returns the number of crops predicted."""
 
     g = plan.grid
@@ -246,6 +250,7 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
         masks = np.concatenate([p[2] for p in pending])
         fr = np.concatenate([p[3] for p in pending])
         pending = []
+        values.add(chips, masks)
         pred = runner.predict(chips, masks, None if meta is None else meta[idx])
         crops = plan.crops.iloc[idx].assign(valid_fraction=fr)
         rows = cell_rows(crops, pred, date)

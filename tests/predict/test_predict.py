@@ -198,3 +198,42 @@ def test_outputs_open_styled_in_qgis_and_the_project_renders(whole, tmp_path):
 
     img = np.asarray(Image.open(png).convert("RGB")).astype(int)
     assert img.std() > 10  # a map, not a flat fill
+
+
+def test_imagery_unlike_the_training_imagery_is_flagged(trained, whole, tmp_path):
+    """Reflectance on another scale (float 0..1 instead of uint16 x 10000) still maps, but says so."""
+    root, world, model = trained
+    assert not [w for w in whole.warnings if w.startswith("imagery")]  # the training imagery itself is fine
+    with rasterio.open(world.sample / "city.tif") as src:
+        profile = src.profile | {"dtype": "float32"}
+        data = src.read().astype("float32") / 10000
+        tags, desc = src.tags(), src.descriptions
+    scaled = tmp_path / "scaled.tif"
+    with rasterio.open(scaled, "w", **profile) as dst:
+        dst.write(data)
+        dst.update_tags(**tags)
+        for i, d in enumerate(desc, 1):
+            dst.set_band_description(i, d)
+    res = predict(model, _region(world, (0.3, 0.3, 0.6, 0.6)), tmp_path / "p", PredictConfig(tta=1),
+                  imagery=[SourceSpec(scaled)])
+    flagged = [w for w in res.warnings if w.startswith("imagery")]
+    assert any("pixel type float32 differs from the training imagery's uint16" in w for w in flagged)
+    assert {w.split(":")[0] for w in flagged if "standard deviations" in w} == {f"imagery band {b}" for b in
+                                                                                ("blue", "green", "red", "nir")}
+    run = json.loads((tmp_path / "p" / "run.json").read_text())
+    assert any("standard deviations" in w for w in run["warnings"])
+
+
+def test_value_range_check_reports_the_band_and_the_distance():
+    from riotvit.predict.checks import ValueRangeCheck, dtype_warnings
+
+    chk = ValueRangeCheck(["red", "nir"], mean=[1000.0, 3000.0], std=[100.0, 500.0], min_crops=2)
+    chips = np.stack([np.full((2, 4, 4), 1050.0), np.full((2, 4, 4), 1050.0)])
+    chips[:, 1] = 0.3  # nir on a 0..1 scale
+    masks = np.ones((2, 4, 4), bool)
+    masks[1, :2] = False  # masked pixels don't count
+    chk.add(chips, masks)
+    assert chk.done
+    (w,) = chk.warnings()
+    assert w.startswith("imagery band nir: mean 0.3 over the first 2 crops is 6 standard deviations (x1e+04)")
+    assert dtype_warnings(["uint16"], "uint16") == [] and "float64" in dtype_warnings(["float64"], "uint16")[0]
