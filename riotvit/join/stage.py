@@ -24,7 +24,7 @@ from riotvit.errors import ConfigError, EventsError
 from riotvit.io import file_sha256, relative_to_artifact
 from riotvit.join.census import CensusConfig, interpolate_to_crops, read_census
 from riotvit.join.events.acled import AcledConfig, AcledReport, read_acled
-from riotvit.join.events.labels import LabelSpec, build_history, build_targets
+from riotvit.join.events.labels import LabelSpec, build_history, build_reference, build_targets
 from riotvit.join.folds import assign_folds, default_split, near_folds, time_split_labels
 from riotvit.join.samples import (
     META_KEY,
@@ -308,6 +308,7 @@ def _samples_table(ts: TileSet, tiles: pd.DataFrame, ev: _Events, census: str | 
     local = ev.events[ev.near_area]  # far-away events touch no crop (and may not even project)
     targets = build_targets(tiles, local, grid, spec)
     history = build_history(tiles, local, grid, spec)
+    reference = build_reference(tiles, local, grid, spec)
     census_df, census_lines, census_meta, warnings = census_features(
         tiles, ts.tiles.drop_duplicates("crop_id")[["crop_id", "col", "row", "geometry"]], grid, census, cfg,
         population_raster)
@@ -325,7 +326,7 @@ def _samples_table(ts: TileSet, tiles: pd.DataFrame, ev: _Events, census: str | 
         "source": tiles["source"],
         "valid_fraction": tiles["valid_fraction"],
     })
-    samples = pd.concat([samples, census_df, history, targets], axis=1)
+    samples = pd.concat([samples, census_df, history, targets, reference], axis=1)
     samples["fold"] = folds
     samples["near_folds"] = near
     samples["split"] = default_split(folds, near, cfg.test_fold, cfg.val_fold)

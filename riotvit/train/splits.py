@@ -33,11 +33,16 @@ class Split:
     """One train / validation / test partition of a samples table (boolean row masks).
 
     Attributes:
-        name: ``"fold<k>"`` for spatial block ``k`` or ``"temporal"``.
-        kind: ``"spatial"`` or ``"temporal"``.
+        name: ``"fold<k>"`` for spatial block ``k``, ``"temporal"``, or ``"<origin>/fold<k>"`` for a
+            rolling-origin split (:mod:`riotvit.train.origins`).
+        kind: ``"spatial"``, ``"temporal"`` or ``"rolling"``.
         test_fold: the held-out spatial fold (None for the temporal split).
         val_fold: the spatial fold used for validation (threshold, calibration, early stop).
         train, val, test: boolean masks over the rows of the table.
+        origin: the test forecast origin (ISO date) of a rolling-origin split.
+        train_origins: the origins whose rows may be trained on (label windows end by ``origin``).
+        test_all: every block at the test origin ("same places, later time"); ``test`` holds only
+            the held-out blocks ("new place, later time").
     """
 
     name: str
@@ -47,6 +52,9 @@ class Split:
     train: np.ndarray = field(repr=False)
     val: np.ndarray = field(repr=False)
     test: np.ndarray = field(repr=False)
+    origin: str | None = None
+    train_origins: tuple[str, ...] = ()
+    test_all: np.ndarray | None = field(default=None, repr=False)
 
     def sizes(self) -> dict[str, int]:
         """Row counts of the three parts."""

@@ -95,6 +95,22 @@ def test_history_equals_brute_force_and_uses_only_the_past(world):
         assert lo <= r["hist_days_since_riot_10km"] <= hi
 
 
+def test_persistence_and_onset_equal_a_brute_force_loop(world):
+    """persist_*: riots matched like the label, in the horizon before t; onset: none in the year before t."""
+    *_, df, meta, ev = world
+    known = ev["event_date"] + pd.to_timedelta(ev["date_uncertainty_days"], unit="D")
+    riots = ev[~ev["label_excluded"] & (ev["event_type"] == "Riots") & (known < T)]
+    past = riots[riots["event_date"] >= T - pd.Timedelta(days=365)]  # horizon = 365 days here
+    d = _dist_to_box(past["x"].to_numpy(), past["y"].to_numpy(), df["col"].to_numpy()[:, None],
+                     df["row"].to_numpy()[:, None])
+    n = (d <= past["radius_m"].to_numpy()[None, :]).sum(1)
+    assert df["persist_count"].tolist() == n.tolist()
+    assert df["persist_riot"].tolist() == (n > 0).astype(int).tolist()
+    assert df["riots_prev_365d"].tolist() == n.tolist() and df["onset"].tolist() == (n == 0).astype(int).tolist()
+    assert 0 < df["persist_riot"].sum() < len(df)
+    assert not {"persist_riot", "onset"} & set(meta["features"])  # reference columns, never model inputs
+
+
 def test_no_feature_uses_information_from_t_onward(tmp_path):
     """Adding events dated t or later, or imprecise ones that may be after t, changes no feature."""
     ts = make_tileset(tmp_path)
@@ -110,6 +126,8 @@ def test_no_feature_uses_information_from_t_onward(tmp_path):
     feats = ma["features"]
     assert feats and all(f.startswith("hist_") for f in feats)
     pd.testing.assert_frame_equal(da[feats], db[feats])
+    ref = ["persist_riot", "persist_count", "riots_prev_365d", "onset"]  # persistence and onsets: past only too
+    pd.testing.assert_frame_equal(da[ref], db[ref])
     assert db["event_count"].sum() > da["event_count"].sum()  # the future events are labels, not features
     # an event 8 days before t with a week's uncertainty is certainly in the past: it does count
     sure = [{"x": x, "y": y, "date": T - pd.Timedelta(days=8), "time_precision": 2, "event_type": "Riots"}]

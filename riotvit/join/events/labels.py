@@ -288,3 +288,41 @@ def build_history(
         since = np.where(last > -(1 << 39), t - last, cap).astype(np.float32)
         out.iloc[rows_t, out.columns.get_loc(since_col)] = np.minimum(since, cap)
     return out
+
+
+REFERENCE_COLUMNS = ("persist_riot", "persist_count", "riots_prev_365d", "onset")
+"""Columns of :func:`build_reference`: what the forecast is compared with, never model features."""
+
+
+def build_reference(
+    crops: pd.DataFrame, events: pd.DataFrame, grid: CropGrid, spec: LabelSpec, onset_days: int = 365
+) -> pd.DataFrame:
+    """Persistence and onset columns for every crop row: the label, looked at backwards.
+
+    For a crop at origin ``t`` (its acquisition date):
+
+    - ``persist_count`` / ``persist_riot``: riot events matched to the crop exactly as the label
+      matches them (footprint grown by the positional radius), dated in ``[t - horizon, t)`` and
+      certainly before ``t`` (date + uncertainty < t). Persistence forecasts "what happened in the
+      last window happens again".
+    - ``riots_prev_365d`` / ``onset``: the same count over the ``onset_days`` before ``t``;
+      ``onset`` is 1 when it is zero: a riot there would be new, which history cannot foresee.
+    """
+    n = len(crops)
+    persist = np.zeros(n, dtype=np.int64)
+    prev = np.zeros(n, dtype=np.int64)
+    ev = events[~events["label_excluded"].to_numpy() & is_riot(events, spec)]
+    eday = _day(ev["event_date"])
+    known = eday + ev["date_uncertainty_days"].to_numpy().astype(np.int64)
+    cday = _day(crops["date"])
+    for t in np.unique(cday):
+        rows_t = np.flatnonzero(cday == t)
+        keys = crop_key(crops["col"].to_numpy()[rows_t], crops["row"].to_numpy()[rows_t])
+        order = np.argsort(keys)
+        for out, days in ((persist, spec.horizon_days), (prev, onset_days)):
+            use = np.flatnonzero((known < t) & (eday >= t - days))
+            e_i, pos = crop_pairs(grid, ev["x"].to_numpy()[use], ev["y"].to_numpy()[use],
+                                  ev["radius_m"].to_numpy()[use], keys[order])
+            out += np.bincount(rows_t[order][pos], minlength=n)
+    return pd.DataFrame({"persist_riot": (persist > 0).astype(np.int64), "persist_count": persist,
+                         "riots_prev_365d": prev, "onset": (prev == 0).astype(np.int64)}, index=crops.index)
