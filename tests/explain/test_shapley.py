@@ -13,7 +13,13 @@ from torch import nn
 from riotvit.errors import RiotvitError
 from riotvit.explain.drivers import NO_CLEAR_DRIVER, assess, driver_columns, from_gradients
 from riotvit.explain.gradients import expected_gradients
-from riotvit.explain.shapley import Game, ShapleyError, exact_shapley, permutation_shapley, shapley_values
+from riotvit.explain.shapley import (
+    Game,
+    ShapleyError,
+    exact_shapley,
+    permutation_shapley,
+    shapley_values,
+)
 from riotvit.train.models import ModelConfig, create_model
 
 ROOT = Path(__file__).resolve().parents[2]
