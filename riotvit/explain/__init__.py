@@ -1,1 +1,1 @@
-"""Explanations: SHAP values (expected gradients) per cell, image attribution maps, attention rollout."""
+"""Explanations: Shapley drivers per cell (exact efficiency, with a reliability flag), image attribution maps (expected gradients), attention rollout."""

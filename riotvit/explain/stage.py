@@ -1,12 +1,17 @@
 """``riotvit explain`` / ``predict --explain``: SHAP drivers per cell and image attribution maps.
 
-For every predicted crop the riot log-odds is explained with expected gradients (the estimator
-of ``shap.GradientExplainer``) over two inputs, the image and the metadata, against background
-crops from the training data stored in the bundle. Per cell: the SHAP value of every metadata
-feature and of the image (all pixels together), and the top drivers. Per ViT patch: the image
-attribution, mosaicked over the region into ``drivers.tif``. Globally: ``shap_summary.png``
-(beeswarm of the metadata features), ``shap_bar.png`` (mean |SHAP| per feature and the image)
-and the completeness check (sum of SHAP values vs model output minus the expected value).
+The riot log-odds of every predicted crop is explained against background crops from the
+training data stored in the bundle. Per cell: the SHAP value of every metadata feature and of the
+image (all pixels together), the top drivers, and whether that ranking is reliable. With ``late``
+(or ``none``) fusion these are exact-efficiency Shapley values computed on the model's head
+(:mod:`riotvit.explain.shapley`): exact over all coalitions for few players, else antithetic
+permutation sampling; with ``film``/``token`` fusion expected gradients (the estimator of
+``shap.GradientExplainer``). Every cell is estimated by two runs with different seeds, and its
+ranking is flagged unreliable when the runs disagree on the top driver, the top two are near-tied
+or the completeness gap is large (:mod:`riotvit.explain.drivers`). Per ViT patch: the image
+attribution (expected gradients), mosaicked over the region into ``drivers.tif``. Globally:
+``shap_summary.png`` (beeswarm of the metadata features), ``shap_bar.png`` (mean |SHAP| per
+feature and the image), the completeness check and the reliability figures.
 """
 
 from __future__ import annotations
@@ -21,8 +26,10 @@ from pydantic import Field
 from riotvit.config import StrictModel
 from riotvit.errors import ConfigError, suggest
 from riotvit.explain.attention import attention_rollout
+from riotvit.explain.drivers import assess, driver_columns, from_gradients, reliability_summary
 from riotvit.explain.gradients import Attributions, expected_gradients
 from riotvit.explain.plots import shap_bar, shap_beeswarm
+from riotvit.explain.shapley import Game, permutation_shapley, shapley_values, supports_shapley
 from riotvit.publish.mosaic import PatchRaster
 from riotvit.publish.qgis_project import LayerSpec
 from riotvit.publish.styles import driver_raster_qml, raster_pseudocolor_qml, write_style
@@ -32,13 +39,16 @@ from riotvit.train.bundle import Bundle
 class ExplainConfig(StrictModel):
     """Options of the explanation."""
 
-    backend: Literal["riotvit", "shap"] = Field("riotvit", description="riotvit: expected gradients batched across crops (same estimator and random draws as shap.GradientExplainer); shap: shap.GradientExplainer itself, crop by crop (the reference).")
-    nsamples: int = Field(16, ge=1, description="Background/path samples per crop (shap's nsamples).")
-    seed: int = Field(0, description="Random seed of the samples (shap's rseed).")
+    backend: Literal["riotvit", "shap"] = Field("riotvit", description="Image attribution per pixel (drivers.tif): riotvit: expected gradients batched across crops (same estimator and random draws as shap.GradientExplainer); shap: shap.GradientExplainer itself, crop by crop (the reference).")
+    nsamples: int = Field(16, ge=1, description="Background/path samples per crop of the image attribution (shap's nsamples).")
+    seed: int = Field(0, description="Random seed of the samples (shap's rseed); the drivers' second run uses seed + 1.")
     top_k: int = Field(3, ge=1, le=10, description="Drivers listed per cell.")
     features: list[str] | None = Field(None, description="Metadata features to report as drivers and in plots (default: all).")
     attention: bool = Field(False, description="Also write attention.tif (attention rollout over the ViT patches).")
     batch_size: int = Field(128, ge=1, description="Path points per forward/backward pass.")
+    permutations: int = Field(128, ge=2, description="Late fusion: Shapley permutations per cell and run (antithetic pairs), rounded up to a multiple of 2 x the background crops.")
+    max_exact_players: int = Field(10, ge=1, le=14, description="Late fusion: exact Shapley values over all coalitions up to this many players (features + image).")
+    gradient_samples: int = Field(64, ge=1, description="film/token fusion: expected-gradient samples per cell and run for the drivers.")
 
 
 class Explainer:
@@ -57,12 +67,16 @@ class Explainer:
                                   f"the model's features are: {', '.join(self.names[:8])}...")
         self.report = list(self.cfg.features or self.names)
         self._bg = bg
-        self._phi_meta: list[np.ndarray] = []
+        self._values: list[np.ndarray] = []  # (B, F + 1) per batch: the features, then the image
         self._raw: list[np.ndarray] = []
-        self._phi_img: list[np.ndarray] = []
         self._gap: list[np.ndarray] = []
         self._spread: list[np.ndarray] = []
+        self._rel_gap: list[np.ndarray] = []
+        self._stable: list[np.ndarray] = []
+        self._reliable: list[np.ndarray] = []
         self._abs_patch: list[np.ndarray] = []
+        self._bg_tokens = None
+        self.estimator, self.samples = "", 0
 
     # -- called by the predictor ------------------------------------------------------------
     def begin(self, plan, work: Path, runner, raw_features: pd.DataFrame) -> None:
@@ -84,42 +98,63 @@ class Explainer:
             pred: dict, rows: pd.DataFrame) -> pd.DataFrame:
         import torch
 
-
         r = self.runner
         x = r.prepare(chips, masks)
         m = None if meta is None else torch.from_numpy(np.ascontiguousarray(meta)).to(r.device)
+        shapley = supports_shapley(r.model)
+        n_eg = self.cfg.nsamples if shapley else max(self.cfg.nsamples, self.cfg.gradient_samples)
         if self.cfg.backend == "shap":
-            att = shap_gradient_explainer(r.model, x, m, self.bg_img, self.bg_meta, self.cfg.nsamples, self.cfg.seed)
+            att = shap_gradient_explainer(r.model, x, m, self.bg_img, self.bg_meta, n_eg, self.cfg.seed)
         else:
-            att = expected_gradients(r.model, x, m, self.bg_img, self.bg_meta, self.cfg.nsamples, self.cfg.seed,
-                                     self.cfg.batch_size)
+            att = expected_gradients(r.model, x, m, self.bg_img, self.bg_meta, n_eg, self.cfg.seed, self.cfg.batch_size)
         gh, gw = r.model.patch_grid
         b, _, h, w = att.image.shape
         patch = att.image.sum(1).reshape(b, gh, h // gh, gw, w // gw).sum((2, 4))
         self.drivers.add(crops["col"].to_numpy(), crops["row"].to_numpy(), patch)
         if self.attention is not None:
-
             self.attention.add(crops["col"].to_numpy(), crops["row"].to_numpy(), attention_rollout(r.model, x, m))
-        img_total = att.image.reshape(b, -1).sum(1)
+        run_a, run_b = self._runs(x, m, att, n_eg, crops)
+        cand = [self.names.index(f) for f in self.report] + [len(self.names)]
+        a = assess(run_a, run_b, cand)
         idx = crops.index.to_numpy()
         raw = self.raw.iloc[idx][self.names].to_numpy(dtype=np.float64) if self.names else np.zeros((b, 0))
-        self._phi_meta.append(att.meta)
+        self._values.append(a.values)
         self._raw.append(raw)
-        self._phi_img.append(img_total)
-        self._gap.append(att.gap)
-        self._spread.append(att.output - att.expected)
+        self._gap.append(a.gap)
+        self._spread.append(a.spread)
+        self._rel_gap.append(a.rel_gap)
+        self._stable.append(a.stable)
+        self._reliable.append(a.reliable)
         self._abs_patch.append(np.abs(patch).ravel()[:: max(1, patch.size // 256)])
-        self.expected = att.expected
-        return rows.join(driver_columns(att.meta, img_total, raw, self.names, self.report, self.cfg.top_k, rows.index))
+        self.expected = run_a.expected
+        return rows.join(driver_columns(a.values, raw, self.names, self.report, self.cfg.top_k, rows.index, a.reliable))
+
+    def _runs(self, x, m, att: Attributions, n_eg: int, crops: pd.DataFrame):
+        """Run A and run B of the drivers (exact Shapley values are computed once and serve as both)."""
+        r, c = self.runner, self.cfg
+        if supports_shapley(r.model):
+            game = Game(r.model, x, m, self.bg_img, self.bg_meta, c.batch_size, bg_tokens=self._bg_tokens)
+            self._bg_tokens = game.bg_tokens
+            keys = crops["col"].to_numpy().astype(np.int64) * 1_000_003 + crops["row"].to_numpy().astype(np.int64)
+            run_a = shapley_values(r.model, x, m, self.bg_img, self.bg_meta, c.permutations, c.seed, keys,
+                                   c.max_exact_players, game=game)
+            run_b = run_a if run_a.estimator == "exact" else permutation_shapley(game, c.permutations, c.seed + 1, keys)
+        else:
+            run_a = from_gradients(att, n_eg)
+            run_b = from_gradients(expected_gradients(r.model, x, m, self.bg_img, self.bg_meta, n_eg, c.seed + 1,
+                                                      c.batch_size), n_eg)
+        self.estimator, self.samples = run_a.estimator, run_a.samples
+        return run_a, run_b
 
     def finish(self) -> None:
 
         self.drivers.close()
         if self.attention is not None:
             self.attention.close()
-        if not self._phi_meta:
+        if not self._values:
             return
-        pm, raw, pi = np.concatenate(self._phi_meta), np.concatenate(self._raw), np.concatenate(self._phi_img)
+        v, raw = np.concatenate(self._values), np.concatenate(self._raw)
+        pm, pi = v[:, :-1], v[:, -1]
         keep = [self.names.index(f) for f in self.report]
         if keep:
             shap_beeswarm(pm[:, keep], raw[:, keep], self.report, self.work / "shap_summary.png", self.expected)
@@ -139,49 +174,43 @@ class Explainer:
         return out
 
     def summary(self) -> dict:
-        """Completeness check and global importances for run.json."""
-        if not self._phi_meta:
+        """Completeness check, reliability of the drivers and global importances for run.json."""
+        if not self._values:
             return {"cells": 0}
         gap, spread = np.concatenate(self._gap), np.concatenate(self._spread)
-        pm, pi = np.concatenate(self._phi_meta), np.concatenate(self._phi_img)
-        imp = dict(zip(self.names, np.abs(pm).mean(0).round(6).tolist()))
-        imp["image"] = round(float(np.abs(pi).mean()), 6)
+        v = np.concatenate(self._values)
+        imp = dict(zip([*self.names, "image"], np.abs(v).mean(0).round(6).tolist()))
         top = sorted(imp, key=imp.get, reverse=True)[:10]
+        shapley = self.estimator != "expected gradients"
+        runs = ("one exact computation (deterministic; both runs are it)" if self.estimator == "exact" else
+                f"mean of two runs (seeds {self.cfg.seed} and {self.cfg.seed + 1}) of {self.samples} samples each")
+        n_img = self.cfg.nsamples if shapley else self.samples
         return {
-            "method": f"expected gradients ({self.cfg.backend}), {self.cfg.nsamples} samples per cell, "
-                      f"{self._bg['image'].shape[0]} background crops, output: riot log-odds",
+            "method": (f"drivers: {self.estimator} Shapley values of the riot log-odds over the metadata features and "
+                       "the image (one player)" if shapley else
+                       f"drivers: expected gradients of the riot log-odds ({self.samples} samples per run)"),
+            "estimator": self.estimator,
+            "samples": self.samples,
+            "runs": runs,
+            "background_crops": int(self._bg["image"].shape[0]),
+            "image_attribution": f"drivers.tif: expected gradients ({self.cfg.backend}), {n_img} samples per cell",
             "cells": int(gap.size),
             "expected_value": round(float(self.expected), 6),
+            **reliability_summary(np.concatenate(self._rel_gap), np.concatenate(self._stable),
+                                  np.concatenate(self._reliable)),
             "completeness": {
                 "mean_abs_gap": round(float(np.abs(gap).mean()), 6),
                 "mean_abs_output_minus_expected": round(float(np.abs(spread).mean()), 6),
                 "relative_gap": round(float(np.abs(gap).mean() / max(np.abs(spread).mean(), 1e-12)), 4),
-                "note": "sum of SHAP values = output - expected value holds in expectation; the gap is Monte Carlo "
-                        "error and shrinks with --nsamples",
+                "note": ("the Shapley values sum to output - expected value exactly (the gap is float error)" if shapley
+                         else "sum of SHAP values = output - expected value holds in expectation; the gap is Monte "
+                              "Carlo error and shrinks with gradient_samples"),
             },
+            "reliability": "a cell's drivers are reliable when its gap is <= 10% of |output - expected|, both runs name "
+                           "the same top driver and the top two differ by more than one standard error; the others "
+                           "say 'no clear driver'",
             "mean_abs_shap": {k: imp[k] for k in top},
         }
-
-
-def driver_columns(phi_meta: np.ndarray, phi_img: np.ndarray, raw: np.ndarray, names: list[str], report: list[str],
-                   top_k: int, index) -> pd.DataFrame:
-    """SHAP columns per feature and the top ``top_k`` drivers (name, effect, value, shap)."""
-    cols = {"shap_image": np.round(phi_img.astype(np.float64), 6)}
-    for j, n in enumerate(names):
-        cols[f"shap_{n}"] = np.round(phi_meta[:, j].astype(np.float64), 6)
-    cand = [names.index(f) for f in report]
-    vals = np.column_stack([phi_meta[:, cand], phi_img]) if cand else phi_img[:, None]
-    labels = [names[j] for j in cand] + ["image"]
-    order = np.argsort(-np.abs(vals), axis=1, kind="stable")[:, :top_k]
-    for k in range(min(top_k, vals.shape[1])):
-        sel = order[:, k]
-        v = vals[np.arange(vals.shape[0]), sel]
-        cols[f"driver_{k + 1}"] = np.array(labels, dtype=object)[sel]
-        cols[f"driver_{k + 1}_effect"] = np.where(v >= 0, "raises risk", "lowers risk")
-        raw_v = np.array([raw[i, cand[s]] if s < len(cand) else np.nan for i, s in enumerate(sel)], dtype=np.float64)
-        cols[f"driver_{k + 1}_value"] = np.round(raw_v, 6)
-        cols[f"driver_{k + 1}_shap"] = np.round(v.astype(np.float64), 6)
-    return pd.DataFrame(cols, index=index)
 
 
 def shap_gradient_explainer(model, images, meta, bg_images, bg_meta, nsamples: int, seed: int):
