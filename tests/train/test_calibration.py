@@ -113,8 +113,10 @@ def test_nan_labels_are_ignored():
 def test_errors_name_the_fix():
     with pytest.raises(ConfigError, match="did you mean: isotonic"):
         fit_calibrator("isotonc", [0.0, 1.0], [0, 1])
-    with pytest.raises(BundleError, match="unknown method 'platt'"):
-        calibrator_from_dict({"method": "platt"})
+    with pytest.raises(BundleError, match="unknown method 'plat'.*did you mean: platt"):
+        calibrator_from_dict({"method": "plat"})
+    with pytest.raises(BundleError, match="invalid parameters"):
+        calibrator_from_dict({"method": "platt", "a": 1.0})
     with pytest.raises(BundleError, match="positive number"):
         calibrator_from_dict({"method": "temperature", "temperature": -1.0})
     with pytest.raises(BundleError, match="invalid parameters"):
