@@ -319,3 +319,31 @@ def test_plots_are_valid_png(tmp_path, table):
     ]
     _png(written[0], (600, 650))
     assert not list(tmp_path.glob("**/*.tmp*"))
+
+
+def test_reliability_diagram_is_deterministic_and_draws_what_it_says(tmp_path):
+    rng = np.random.default_rng(3)
+    p = rng.beta(1, 8, 2000)
+    y = (rng.random(2000) < p).astype(int)
+    bins = {"riotvit": reliability_bins(y, p), "persistence": reliability_bins(y, np.where(p > 0.2, 0.4, 0.05))}
+    assert all(c >= 30 for c in bins["riotvit"]["count"]) and len(bins["riotvit"]["count"]) == 15
+    title = "test origin 2022-06-15, held-out blocks, calibrated"
+    a = reliability_diagram(bins, tmp_path / "a.png", title=title)
+    b = reliability_diagram(bins, tmp_path / "b.png", title=title)
+    assert a.read_bytes() == b.read_bytes()
+    _png(a, (600, 650))
+    # the figure carries the title, the bin rule, error bars and one count label per bin
+    from unittest import mock
+
+    import matplotlib.axes
+
+    calls = []
+    real = matplotlib.axes.Axes.annotate
+    with mock.patch.object(matplotlib.axes.Axes, "annotate", autospec=True,
+                           side_effect=lambda self, *a, **k: calls.append(a[0]) or real(self, *a, **k)):
+        reliability_diagram(bins, tmp_path / "c.png", title=title)
+    n_bins = len(bins["riotvit"]["count"]) + len(bins["persistence"]["count"])
+    assert calls == [str(c) for m in bins.values() for c in m["count"]] and len(calls) == n_bins
+    # old equal-width bins without intervals still draw
+    old = {k: v for k, v in reliability_bins(y, p, strategy="uniform").items() if not k.startswith("ci_")}
+    _png(reliability_diagram({"old": old}, tmp_path / "old.png"), (600, 650))
