@@ -4,6 +4,9 @@ Everything takes plain arrays (NaN in a target or prediction means "unknown": th
 dropped and counted in ``n_dropped``) and returns JSON-friendly dicts of Python scalars and
 lists, so a result can go straight into ``metrics.json``. Undefined values are ``nan`` (for
 example AUROC on a fold with a single class) and come with a ``note`` that says why.
+
+Reliability bins (equal-mass by default), the ECE, Brier skill and count CRPS live in
+:mod:`riotvit.train.forecast_metrics`; the reliability functions are re-exported here.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from riotvit.train.forecast_metrics import (  # re-exported: callers import them
 from riotvit.train.forecast_metrics import finite_pair as _finite_pair
 
 __all__ = [
-    "ECE_BINS", "MIN_BIN_COUNT", "binary_metrics", "choose_threshold", "count_metrics",
+    "DEFAULT_THRESHOLD", "ECE_BINS", "MIN_BIN_COUNT", "THRESHOLD_METHODS", "binary_metrics", "choose_threshold", "count_metrics",
     "ece_from_bins", "evaluate_heads", "expected_calibration_error", "metrics_by_group",
     "ordinal_metrics", "poisson_deviance", "pool_reliability", "reliability_bins",
 ]

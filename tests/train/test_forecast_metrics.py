@@ -106,7 +106,7 @@ def test_crps_poisson_and_negbin_equal_brute_force():
     for alpha in (0.3, 2.0):
         n = 1 / alpha
         got = crps_negbin(y, mu, alpha)
-        want = [_brute_crps(v, lambda k, m=m: stats.nbinom.cdf(k, n, n / (n + m))) for v, m in zip(y, mu)]
+        want = [_brute_crps(v, lambda k, m=m, n=n: stats.nbinom.cdf(k, n, n / (n + m))) for v, m in zip(y, mu)]
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     # alpha 0 is the Poisson; hand value: mu = 0 (all mass at 0), y = 3: 1 + 1 + 1
     np.testing.assert_allclose(crps_negbin(y, mu, 0.0), crps_poisson(y, mu), atol=1e-12)
