@@ -4,12 +4,15 @@ Everything takes plain arrays (NaN in a target or prediction means "unknown": th
 dropped and counted in ``n_dropped``) and returns JSON-friendly dicts of Python scalars and
 lists, so a result can go straight into ``metrics.json``. Undefined values are ``nan`` (for
 example AUROC on a fold with a single class) and come with a ``note`` that says why.
+
+Reliability bins (equal-mass by default), the ECE, Brier skill and count CRPS live in
+:mod:`riotvit.train.forecast_metrics`; the reliability functions are re-exported here.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -24,9 +27,22 @@ from sklearn.metrics import (
 )
 
 from riotvit.errors import ConfigError, suggest
+from riotvit.train.forecast_metrics import (  # re-exported: callers import them from here
+    ECE_BINS,
+    MIN_BIN_COUNT,
+    crps_poisson,
+    ece_from_bins,
+    expected_calibration_error,
+    pool_reliability,
+    reliability_bins,
+)
+from riotvit.train.forecast_metrics import finite_pair as _finite_pair
 
-ECE_BINS = 15
-"""Default number of equal-width probability bins for the ECE and the reliability diagram."""
+__all__ = [
+    "DEFAULT_THRESHOLD", "ECE_BINS", "MIN_BIN_COUNT", "THRESHOLD_METHODS", "binary_metrics", "choose_threshold", "count_metrics",
+    "ece_from_bins", "evaluate_heads", "expected_calibration_error", "metrics_by_group",
+    "ordinal_metrics", "poisson_deviance", "pool_reliability", "reliability_bins",
+]
 
 THRESHOLD_METHODS = ("f1", "prevalence", "rate")
 """Ways :func:`choose_threshold` picks the decision threshold."""
@@ -35,90 +51,6 @@ DEFAULT_THRESHOLD = 0.5
 """Threshold used when none is given, or when the validation data cannot choose one."""
 
 _EPS = 1e-12
-
-
-def _finite_pair(y: Any, p: Any) -> tuple[np.ndarray, np.ndarray, int]:
-    """Flatten two arrays to float64 and keep rows where both are finite."""
-    y = np.asarray(y, dtype=np.float64).reshape(-1)
-    p = np.asarray(p, dtype=np.float64).reshape(-1)
-    if y.shape != p.shape:
-        raise ValueError(f"targets and predictions differ in length: {y.size} vs {p.size}")
-    keep = np.isfinite(y) & np.isfinite(p)
-    return y[keep], p[keep], int(y.size - keep.sum())
-
-
-def reliability_bins(y: Any, p: Any, n_bins: int = ECE_BINS) -> dict[str, list]:
-    """Equal-width reliability bins on [0, 1].
-
-    A probability ``p`` falls in bin ``min(floor(p * n_bins), n_bins - 1)``, so ``p = 1`` is
-    in the last bin. Empty bins have ``nan`` mean and frequency and count 0.
-
-    Args:
-        y: 0/1 labels.
-        p: predicted probabilities.
-        n_bins: number of bins.
-
-    Returns:
-        ``{"lower", "upper", "mean_pred", "obs_freq", "count"}``, each a list of ``n_bins``.
-    """
-    y, p, _ = _finite_pair(y, p)
-    idx = np.clip(np.floor(p * n_bins).astype(np.int64), 0, n_bins - 1)
-    count = np.bincount(idx, minlength=n_bins)
-    sum_p = np.bincount(idx, weights=p, minlength=n_bins)
-    sum_y = np.bincount(idx, weights=y, minlength=n_bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_pred = np.where(count > 0, sum_p / np.maximum(count, 1), np.nan)
-        obs_freq = np.where(count > 0, sum_y / np.maximum(count, 1), np.nan)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
-    return {
-        "lower": edges[:-1].tolist(),
-        "upper": edges[1:].tolist(),
-        "mean_pred": mean_pred.tolist(),
-        "obs_freq": obs_freq.tolist(),
-        "count": count.astype(int).tolist(),
-    }
-
-
-def ece_from_bins(bins: Mapping[str, Sequence]) -> float:
-    """Expected calibration error ``sum_b n_b / N * |obs_b - mean_b|`` of reliability bins."""
-    count = np.asarray(bins["count"], dtype=np.float64)
-    if count.sum() == 0:
-        return math.nan
-    mean_pred = np.nan_to_num(np.asarray(bins["mean_pred"], dtype=np.float64))
-    obs = np.nan_to_num(np.asarray(bins["obs_freq"], dtype=np.float64))
-    return float(np.sum(count * np.abs(obs - mean_pred)) / count.sum())
-
-
-def expected_calibration_error(y: Any, p: Any, n_bins: int = ECE_BINS) -> float:
-    """ECE with ``n_bins`` equal-width bins (see :func:`reliability_bins`)."""
-    return ece_from_bins(reliability_bins(y, p, n_bins))
-
-
-def pool_reliability(bins_list: Sequence[Mapping[str, Sequence]]) -> dict[str, list]:
-    """Merge reliability bins of several folds (same edges) into one set of bins.
-
-    Means are weighted by the bin counts, so the result equals the bins of the pooled rows.
-    """
-    if not bins_list:
-        raise ValueError("pool_reliability needs at least one set of bins")
-    counts = np.array([np.asarray(b["count"], dtype=np.float64) for b in bins_list])
-    means = np.nan_to_num(
-        np.array([np.asarray(b["mean_pred"], dtype=np.float64) for b in bins_list])
-    )
-    freqs = np.nan_to_num(
-        np.array([np.asarray(b["obs_freq"], dtype=np.float64) for b in bins_list])
-    )
-    total = counts.sum(axis=0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean_pred = np.where(total > 0, (counts * means).sum(axis=0) / np.maximum(total, 1), np.nan)
-        obs_freq = np.where(total > 0, (counts * freqs).sum(axis=0) / np.maximum(total, 1), np.nan)
-    return {
-        "lower": list(bins_list[0]["lower"]),
-        "upper": list(bins_list[0]["upper"]),
-        "mean_pred": mean_pred.tolist(),
-        "obs_freq": obs_freq.tolist(),
-        "count": total.astype(int).tolist(),
-    }
 
 
 def choose_threshold(y: Any, p: Any, method: str = "f1") -> float:
@@ -162,7 +94,8 @@ def choose_threshold(y: Any, p: Any, method: str = "f1") -> float:
 
 
 def binary_metrics(
-    y: Any, p: Any, threshold: float | None = None, n_bins: int = ECE_BINS
+    y: Any, p: Any, threshold: float | None = None, n_bins: int = ECE_BINS, *,
+    strategy: str = "quantile", min_count: int = MIN_BIN_COUNT,
 ) -> dict[str, Any]:
     """Ranking, probability and threshold metrics of riot probabilities.
 
@@ -171,12 +104,15 @@ def binary_metrics(
         p: predicted probabilities in [0, 1].
         threshold: decision threshold for F1 / precision / recall (``p >= threshold``);
             :data:`DEFAULT_THRESHOLD` when None.
-        n_bins: equal-width bins for the ECE.
+        n_bins: the most reliability bins of the ECE.
+        strategy, min_count: reliability bins (see :func:`reliability_bins`): equal-mass bins
+            of at least ``min_count`` crops by default, ``"uniform"`` for equal-width bins.
 
     Returns:
         ``n``, ``n_pos``, ``prevalence``, ``auroc``, ``aupr`` (average precision), ``brier``,
-        ``log_loss``, ``threshold``, ``f1``, ``precision``, ``recall``, ``ece``, ``reliability``
-        (bins, see :func:`reliability_bins`), ``n_dropped`` and ``note`` ("" or why a value is
+        ``log_loss``, ``threshold``, ``f1``, ``precision``, ``recall``, ``ece`` (over the
+        reliability bins), ``reliability`` (the bins, with Wilson 95 % intervals),
+        ``n_dropped`` and ``note`` ("" or why a value is
         nan), plus ``n_flagged`` (rows at or above the threshold). With one class only,
         ``auroc`` and ``aupr`` are nan; ``precision`` is 0 when nothing is flagged; ``f1`` is
         nan when there are no positives and nothing is flagged.
@@ -212,7 +148,7 @@ def binary_metrics(
     out["recall"] = tp / n_pos if n_pos else math.nan
     out["f1"] = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else math.nan
     out["n_flagged"] = tp + fp
-    bins = reliability_bins(y, p, n_bins)
+    bins = reliability_bins(y, p, n_bins, strategy, min_count)
     out["ece"] = ece_from_bins(bins)
     out["reliability"] = bins
     out["n_dropped"] = dropped
@@ -237,6 +173,8 @@ def count_metrics(y: Any, mu: Any) -> dict[str, Any]:
     Returns:
         ``n``, ``mae``, ``rmse``, ``poisson_deviance`` (mean), ``d2`` (fraction of the deviance
         of the constant ``mean(y)`` that the predictions explain; nan when that is 0),
+        ``crps`` (mean CRPS of Poisson(``mu``) forecasts, see
+        :func:`~riotvit.train.forecast_metrics.crps_poisson`),
         ``mean_pred``, ``mean_obs``, ``n_dropped`` and ``note``.
     """
     y, mu, dropped = _finite_pair(y, mu)
@@ -249,6 +187,7 @@ def count_metrics(y: Any, mu: Any) -> dict[str, Any]:
             "rmse": nan,
             "poisson_deviance": nan,
             "d2": nan,
+            "crps": nan,
             "mean_pred": nan,
             "mean_obs": nan,
             "n_dropped": dropped,
@@ -262,6 +201,7 @@ def count_metrics(y: Any, mu: Any) -> dict[str, Any]:
         "rmse": float(np.sqrt(np.mean((y - mu) ** 2))),
         "poisson_deviance": dev,
         "d2": 1.0 - dev / null if null > 0 else math.nan,
+        "crps": float(np.nanmean(crps_poisson(np.maximum(y, 0), np.maximum(mu, 0)))),
         "mean_pred": float(mu.mean()),
         "mean_obs": float(y.mean()),
         "n_dropped": dropped,

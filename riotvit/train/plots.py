@@ -44,41 +44,57 @@ def reliability_diagram(
     title: str = "Reliability",
     size: tuple[float, float] = (6.0, 6.5),
 ) -> Path:
-    """Observed riot frequency against mean predicted probability, one line per model.
+    """Observed riot frequency against mean predicted probability, one series per model.
+
+    Each bin is a point at (mean prediction, observed frequency) with its Wilson 95 % interval
+    as an error bar and its crop count written beside it; the diagonal is perfect calibration.
+    Deterministic: the same bins give the same PNG bytes.
 
     Args:
-        bins_per_model: ``{model: reliability bins}`` as returned in
-            ``binary_metrics(...)["reliability"]`` (empty bins, nan or None, are skipped).
+        bins_per_model: ``{model: reliability bins}`` as returned by
+            :func:`~riotvit.train.metrics.reliability_bins` (equal-mass by default; bins of
+            older equal-width results without ``ci_low`` / ``ci_high`` get their Wilson interval
+            computed here; empty bins are skipped).
         path: the PNG to write.
-        title: figure title.
+        title: what is shown, e.g. ``"test origin 2022-06-15, held-out blocks, calibrated"``;
+            the bin rule is added below it.
         size: inches; the PNG is ``size * 100`` pixels.
 
     Returns:
-        ``path``. A lower panel shows the number of crops per bin (log scale).
+        ``path``.
     """
+    from riotvit.train.forecast_metrics import wilson_interval
+
     fig = _figure(size)
-    ax, axh = fig.subplots(2, 1, sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    ax = fig.subplots()
     ax.plot([0, 1], [0, 1], ls="--", color="black", lw=1, label="perfect calibration")
-    names = list(bins_per_model)
-    width = 1.0 / max(len(next(iter(bins_per_model.values()))["count"]), 1) if names else 0.0
-    for i, name in enumerate(names):
-        b = bins_per_model[name]
+    rules = set()
+    n_models = max(len(bins_per_model), 1)
+    for i, (name, b) in enumerate(bins_per_model.items()):
         mean = np.asarray(b["mean_pred"], dtype=np.float64)
         obs = np.asarray(b["obs_freq"], dtype=np.float64)
         count = np.asarray(b["count"], dtype=np.float64)
-        ok = (count > 0) & np.isfinite(mean) & np.isfinite(obs)
+        if "ci_low" in b and "ci_high" in b:
+            lo = np.asarray(b["ci_low"], dtype=np.float64)
+            hi = np.asarray(b["ci_high"], dtype=np.float64)
+        else:
+            lo, hi = wilson_interval(np.rint(np.nan_to_num(obs) * count), count)
+        ok = (count > 0) & np.isfinite(mean) & np.isfinite(obs) & np.isfinite(lo) & np.isfinite(hi)
+        rules.add(str(b.get("strategy", "uniform")))
         color = _COLORS[i % len(_COLORS)]
-        ax.plot(mean[ok], obs[ok], marker="o", ms=4, color=color, label=name)
-        lower = np.asarray(b["lower"], dtype=np.float64)
-        w = width / max(len(names), 1)
-        axh.bar(
-            lower + i * w, np.where(count > 0, count, np.nan), width=w, align="edge", color=color
-        )
-    ax.set(xlim=(0, 1), ylim=(0, 1), ylabel="observed riot frequency", title=title)
+        yerr = np.vstack([np.maximum(obs[ok] - lo[ok], 0), np.maximum(hi[ok] - obs[ok], 0)])
+        ax.errorbar(mean[ok], obs[ok], yerr=yerr, marker="o", ms=4, lw=1, capsize=2,
+                    color=color, label=f"{name} ({int(count.sum()):,} crops)")
+        for x, y, n in zip(mean[ok], obs[ok], count[ok]):
+            ax.annotate(f"{int(n)}", (x, y), xytext=(4, 4 + 8 * (i - (n_models - 1) / 2)),
+                        textcoords="offset points", fontsize=6, color=color)
+    rule = {"quantile": "equal-mass bins", "uniform": "equal-width bins"}
+    sub = " / ".join(rule.get(r, r) for r in sorted(rules)) or "no bins"
+    ax.set(xlim=(0, 1), ylim=(0, 1), xlabel="mean predicted riot probability",
+           ylabel="observed riot frequency")
+    ax.set_title(f"{title}\n{sub}; bars: Wilson 95% interval; numbers: crops per bin", fontsize=9)
     ax.legend(loc="upper left", fontsize=8)
     ax.grid(alpha=0.3)
-    axh.set_yscale("log")
-    axh.set(xlabel="mean predicted probability", ylabel="crops")
     fig.tight_layout()
     return _save(fig, path)
 

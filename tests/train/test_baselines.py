@@ -211,3 +211,135 @@ def test_column_split_follows_the_join_split_column(samples):
     assert res["fold2"]["history_census"]["riot"]["n"] == 400
     with pytest.raises(SamplesError, match="0 train"):
         column_split(samples.assign(split="test"))
+
+
+# --------------------------------------------------------------------------- persistence, counts, storage
+
+
+def with_persistence(df: pd.DataFrame, seed: int = 1) -> pd.DataFrame:
+    """Add ``persist_riot``: riots persist (P(riot) is 0.6 with persistence 1, else 0.05)."""
+    rng = np.random.default_rng(seed)
+    persist = (rng.random(len(df)) < 0.3).astype(np.int64)
+    riot = (rng.random(len(df)) < np.where(persist == 1, 0.6, 0.05)).astype(np.int64)
+    count = rng.poisson(np.where(persist == 1, 3.0, 0.2))
+    return df.assign(persist_riot=persist, riot=riot, event_count=count)
+
+
+def test_persistence_probabilities_are_the_training_group_rates(samples):
+    df = with_persistence(samples)
+    res = evaluate_baselines(df, folds=[0, 3])
+    for name, fold in (("fold0", 0), ("fold3", 3)):
+        assert list(res[name]) == ["prevalence", "persistence", "history_census"]
+        sp = spatial_split(df, fold)
+        train, test = df[sp.train], df[sp.test]
+        rate = train.groupby("persist_riot")["riot"].mean()
+        mean_count = train.groupby("persist_riot")["event_count"].mean()
+        pers = res[name]["persistence"]
+        assert pers["info"]["rate"] == {"0": rate[0], "1": rate[1]}
+        assert pers["info"]["column"] == "persist_riot" and pers["info"]["calibration"] == "none"
+        p = test["persist_riot"].map(rate).to_numpy()
+        mu = test["persist_riot"].map(mean_count).to_numpy()
+        # the heads are exactly those of the hand-computed forecasts
+        from riotvit.train.metrics import evaluate_heads
+
+        expected = evaluate_heads(
+            {"riot": test["riot"].to_numpy(), "event_count": test["event_count"].to_numpy()},
+            {"riot": p, "event_count": mu},
+            threshold=pers["riot"]["threshold"],
+        )
+        assert pers["riot"]["brier"] == pytest.approx(expected["riot"]["brier"], abs=1e-15)
+        assert pers["event_count"]["mae"] == pytest.approx(expected["event_count"]["mae"], abs=1e-12)
+        assert pers["riot"]["auroc"] > 0.75 > res[name]["prevalence"]["riot"]["auroc"]
+        # prevalence's count forecast is the training mean count
+        prev_mu = train["event_count"].mean()
+        assert res[name]["prevalence"]["event_count"]["mae"] == pytest.approx(
+            np.mean(np.abs(test["event_count"] - prev_mu))
+        )
+    # no column, or persistence_column=None: no persistence row
+    assert "persistence" not in evaluate_baselines(samples, folds=[0])["fold0"]
+    assert "persistence" not in evaluate_baselines(df, folds=[0], persistence_column=None)["fold0"]
+
+
+def test_persistence_missing_group_and_missing_values():
+    from riotvit.train.baselines import PersistenceBaseline
+
+    train = pd.DataFrame({"persist_riot": [0, 0, 0, 0], "riot": [0, 1, 0, 0], "event_count": [0, 2, 0, 0]})
+    pb = PersistenceBaseline().fit(train)
+    assert pb.rate_ == {0: 0.25, 1: 0.25} and "no training crops with persist_riot = 1" in pb.note
+    test = pd.DataFrame({"persist_riot": [0, 1, np.nan]})
+    assert pb.predict_proba(test).tolist() == [0.25, 0.25, 0.25]
+    assert pb.predict_count(test).tolist() == [0.5, 0.5, 0.5]
+
+
+def outlier_table(seed: int = 0, n: int = 240) -> pd.DataFrame:
+    """A small table with heavy-tailed features and a few absurd values (the MAE 4,158 bug)."""
+    rng = np.random.default_rng(seed)
+    hist = rng.lognormal(0.0, 2.0, size=n)
+    pop = rng.lognormal(8.0, 2.5, size=n)
+    noise = rng.standard_cauchy(size=n)
+    mu = np.exp(-1.0 + 0.4 * np.log1p(hist))
+    count = rng.poisson(mu)
+    df = pd.DataFrame(
+        {"hist_events": hist, "census_population": pop, "census_noise": noise,
+         "riot": (count > 0).astype(int), "event_count": count}
+    )
+    df.loc[rng.choice(n, 6, replace=False), "census_population"] = 1e9  # absurd outliers
+    df.loc[rng.choice(n, 6, replace=False), "hist_events"] = 5e4
+    return df
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_count_model_is_sane_on_outlying_features(seed):
+    df = outlier_table(seed)
+    train, test = df.iloc[:80], df.iloc[80:]
+    model = HistoryCensusBaseline().fit(train)
+    mu = model.predict_count(test)
+    assert np.all(np.isfinite(mu)) and mu.min() >= 0
+    assert mu.max() <= 2 * train["event_count"].max() == model.count_max_
+    mae = np.mean(np.abs(test["event_count"] - mu))
+    prev_mae = np.mean(np.abs(test["event_count"] - train["event_count"].mean()))
+    assert mae <= 2 * prev_mae
+    # extreme test values are clipped to the training range: no extrapolation
+    extreme = test.head(1).assign(hist_events=1e12, census_population=-1e12, census_noise=1e30)
+    assert model.predict_count(extreme)[0] <= model.count_max_
+
+
+def test_logistic_baseline_round_trips_through_json(samples):
+    import json
+
+    train = samples[samples.fold != 0]
+    model = HistoryCensusBaseline().fit(train)
+    d = json.loads(json.dumps(model.to_dict(), allow_nan=False))
+    assert d["features"] == feature_columns(samples) and d["kind"] == "logistic"
+    # census_unemployment_rate has missing values: its indicator is the 4th model input
+    assert d["prep"]["indicators"] == [1] and len(d["classifier"]["coef"]) == 4
+    assert d["prep"]["medians"][1] == pytest.approx(np.nanmedian(train["census_unemployment_rate"]))
+    back = HistoryCensusBaseline.from_dict(d)
+    test = samples[samples.fold == 0]
+    assert np.array_equal(back.predict_proba(test), model.predict_proba(test))
+    assert np.array_equal(back.predict_count(test), model.predict_count(test))
+    # the numpy prediction is scikit-learn's on the same preprocessed inputs
+    from sklearn.linear_model import LogisticRegression
+
+    x = model._x(train)
+    ref = LogisticRegression(C=1.0, max_iter=2000).fit(x, train["riot"]).predict_proba(model._x(test))[:, 1]
+    np.testing.assert_allclose(model.predict_proba(test), ref, rtol=1e-9)
+    # without a count column the count model is absent and survives the trip as such
+    no_count = HistoryCensusBaseline().fit(train, count_col=None)
+    again = HistoryCensusBaseline.from_dict(json.loads(json.dumps(no_count.to_dict(), allow_nan=False)))
+    assert again.regressor_ is None and np.isnan(again.predict_count(test)).all()
+
+
+def test_baseline_store_errors(samples):
+    from riotvit.errors import BundleError, RiotvitError
+    from riotvit.train.baselines import BaselineStoreError
+
+    gbm = HistoryCensusBaseline("gbm").fit(samples[samples.fold > 2])
+    with pytest.raises(BaselineStoreError, match="only the logistic .* set eval.baseline to logistic"):
+        gbm.to_dict()
+    assert issubclass(BaselineStoreError, RiotvitError)
+    d = HistoryCensusBaseline().fit(samples[samples.fold > 2]).to_dict()
+    with pytest.raises(BundleError, match="invalid.*retrain"):
+        HistoryCensusBaseline.from_dict({**d, "classifier": {"coef": [1.0], "intercept": 0.0}})
+    with pytest.raises(BundleError, match="invalid"):
+        HistoryCensusBaseline.from_dict({**d, "kind": "gbm"})

@@ -55,19 +55,26 @@ def test_binary_metrics_hand_checked():
         0.5,
         1,
     )
-    # every prediction is alone in its bin: ECE = mean |y - p|
-    assert m["ece"] == pytest.approx((0.1 + 0.4 + 0.65 + 0.2) / 4)
+    # 4 crops < 30: one equal-mass bin, ECE = |mean y - mean p| = |0.5 - 0.4125|
+    assert m["ece"] == pytest.approx(0.0875)
     assert m["log_loss"] == pytest.approx(-np.mean(np.log([0.9, 0.6, 0.35, 0.8])))
     assert m["note"] == "" and m["n_dropped"] == 0
-    assert sum(m["reliability"]["count"]) == 4 and len(m["reliability"]["count"]) == 15
+    assert m["reliability"]["count"] == [4] and m["reliability"]["strategy"] == "quantile"
+    # the old equal-width bins: every prediction is alone in its bin, ECE = mean |y - p|
+    u = binary_metrics(Y4, P4, threshold=0.5, strategy="uniform")
+    assert u["ece"] == pytest.approx((0.1 + 0.4 + 0.65 + 0.2) / 4)
+    assert sum(u["reliability"]["count"]) == 4 and len(u["reliability"]["count"]) == 15
 
 
 def test_ece_shared_bins_and_edges():
     y = np.array([0, 1, 1, 0])
     p = np.array([0.2, 0.25, 0.9, 0.95])
     # bin [0, .5): mean .225 obs .5; bin [.5, 1]: mean .925 obs .5
-    assert expected_calibration_error(y, p, n_bins=2) == pytest.approx((2 * 0.275 + 2 * 0.425) / 4)
-    b = reliability_bins([1, 0, 1], [1.0, 0.0, 0.5], n_bins=4)
+    ece = expected_calibration_error(y, p, n_bins=2, strategy="uniform")
+    assert ece == pytest.approx((2 * 0.275 + 2 * 0.425) / 4)
+    # equal mass with min_count 2: the same two bins here
+    assert expected_calibration_error(y, p, n_bins=2, min_count=2) == pytest.approx(ece)
+    b = reliability_bins([1, 0, 1], [1.0, 0.0, 0.5], n_bins=4, strategy="uniform")
     assert b["count"] == [1, 0, 1, 1]  # p = 1 lands in the last bin, p = .5 in [.5, .75)
     assert math.isnan(b["mean_pred"][1]) and b["upper"][-1] == 1.0
 
@@ -76,9 +83,12 @@ def test_pooled_reliability_equals_bins_of_pooled_rows():
     rng = np.random.default_rng(0)
     y, p = rng.integers(0, 2, 300), rng.random(300)
     pooled = pool_reliability(
-        [reliability_bins(y[:100], p[:100]), reliability_bins(y[100:], p[100:])]
+        [
+            reliability_bins(y[:100], p[:100], strategy="uniform"),
+            reliability_bins(y[100:], p[100:], strategy="uniform"),
+        ]
     )
-    direct = reliability_bins(y, p)
+    direct = reliability_bins(y, p, strategy="uniform")
     assert pooled["count"] == direct["count"]
     np.testing.assert_allclose(pooled["mean_pred"], direct["mean_pred"])
     np.testing.assert_allclose(pooled["obs_freq"], direct["obs_freq"])
@@ -120,6 +130,12 @@ def test_count_metrics_hand_checked():
     assert (m["mean_pred"], m["mean_obs"], m["n"]) == pytest.approx((3.5 / 3, 4 / 3, 3))
     assert count_metrics(y, np.full(3, y.mean()))["d2"] == pytest.approx(0.0)
     assert count_metrics([2, np.nan], [1.0, 1.0])["n_dropped"] == 1
+    # CRPS of Poisson forecasts, by hand: mu = 1, y = 3 sums (F(k) - 1{3 <= k})^2 over k
+    from scipy.stats import poisson
+
+    k = np.arange(60)
+    by_hand = [np.sum((poisson.cdf(k, m) - (v <= k)) ** 2) for v, m in zip(y, mu)]
+    assert m["crps"] == pytest.approx(np.mean(by_hand), abs=1e-12)
 
 
 def test_ordinal_metrics():
@@ -303,3 +319,31 @@ def test_plots_are_valid_png(tmp_path, table):
     ]
     _png(written[0], (600, 650))
     assert not list(tmp_path.glob("**/*.tmp*"))
+
+
+def test_reliability_diagram_is_deterministic_and_draws_what_it_says(tmp_path):
+    rng = np.random.default_rng(3)
+    p = rng.beta(1, 8, 2000)
+    y = (rng.random(2000) < p).astype(int)
+    bins = {"riotvit": reliability_bins(y, p), "persistence": reliability_bins(y, np.where(p > 0.2, 0.4, 0.05))}
+    assert all(c >= 30 for c in bins["riotvit"]["count"]) and len(bins["riotvit"]["count"]) == 15
+    title = "test origin 2022-06-15, held-out blocks, calibrated"
+    a = reliability_diagram(bins, tmp_path / "a.png", title=title)
+    b = reliability_diagram(bins, tmp_path / "b.png", title=title)
+    assert a.read_bytes() == b.read_bytes()
+    _png(a, (600, 650))
+    # the figure carries the title, the bin rule, error bars and one count label per bin
+    from unittest import mock
+
+    import matplotlib.axes
+
+    calls = []
+    real = matplotlib.axes.Axes.annotate
+    with mock.patch.object(matplotlib.axes.Axes, "annotate", autospec=True,
+                           side_effect=lambda self, *a, **k: calls.append(a[0]) or real(self, *a, **k)):
+        reliability_diagram(bins, tmp_path / "c.png", title=title)
+    n_bins = len(bins["riotvit"]["count"]) + len(bins["persistence"]["count"])
+    assert calls == [str(c) for m in bins.values() for c in m["count"]] and len(calls) == n_bins
+    # old equal-width bins without intervals still draw
+    old = {k: v for k, v in reliability_bins(y, p, strategy="uniform").items() if not k.startswith("ci_")}
+    _png(reliability_diagram({"old": old}, tmp_path / "old.png"), (600, 650))
