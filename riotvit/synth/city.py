@@ -1,12 +1,16 @@
-"""The synthetic city's land cover and its 4-band image (blue, green, red, NIR).
+"""The synthetic city's layout: land cover and the features behind the planted riot relationships.
 
 The layout is built at the image's 3 m resolution from a handful of vectorised fields:
 an urban-intensity field around the centre, a river and a lake, arterial roads (radials, a ring
 and cross-town lines) whose crossings are the city's major junctions, formal blocks on a
 street grid, informal settlements of small metal roofs, market areas of colourful stalls,
-industrial sheds and vegetation. Each market and informal settlement is either *old* (it
-existed during the whole event history) or *new* (it appeared shortly before the image date),
-which is what lets imagery add information beyond event history (see ``riotvit.synth``).
+industrial sheds and vegetation.
+
+The city changes between its acquisition dates (``riotvit.synth.timeline``): every market and
+informal settlement has the date index at which it appears (0: it existed during the whole early
+event history) and markets may close; settlements grow; one cross-town road, with its junctions,
+is built at a later date. What does not change is drawn once, so it renders identically at every
+date (``riotvit.synth.render``).
 """
 
 from __future__ import annotations
@@ -17,51 +21,51 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
+from riotvit.synth import timeline
+
 # land-cover classes
 WATER, VEGETATION, BARE, FORMAL, INFORMAL, MARKET, INDUSTRIAL, ROAD = range(8)
 CLASS_NAMES = ["water", "vegetation", "bare", "formal", "informal", "market", "industrial", "road"]
 
-# materials: surface reflectance x 10000 in (blue, green, red, nir)
-MATERIALS = np.array(
-    [
-        [620, 540, 330, 160],      # 0 water
-        [330, 640, 380, 3400],     # 1 grass / trees
-        [880, 1150, 1550, 2150],   # 2 bare soil
-        [720, 760, 800, 900],      # 3 asphalt
-        [1750, 1850, 1950, 2150],  # 4 concrete
-        [820, 930, 1750, 2000],    # 5 tile roof
-        [2150, 2250, 2280, 2450],  # 6 new metal roof
-        [900, 1000, 1450, 1800],   # 7 rusty metal roof
-        [2700, 1750, 900, 1450],   # 8 blue tarp
-        [700, 720, 2500, 1900],    # 9 red tarp
-        [900, 1900, 2300, 2100],   # 10 yellow/orange tarp
-        [1050, 1200, 1400, 1700],  # 11 dirt lane
-        [2450, 2550, 2600, 2700],  # 12 industrial roof
-        [450, 760, 520, 2600],     # 13 dense trees
-    ],
-    dtype=np.float32,
-)
-
 
 @dataclass
 class Patch:
-    """A market or informal settlement: centre (m, image frame), radius, old or new."""
+    """A market or informal settlement: centre (m, image frame), radius, and when it is there.
+
+    ``appear`` is the date index from which it is visible (0: it existed before the first date,
+    during the early event history); ``close`` the date index from which it is gone (None: never);
+    ``growth`` how much its radius grows per date step, as a share of ``r``.
+    """
 
     kind: str
     x: float
     y: float
     r: float
-    new: bool
+    appear: int = 0
+    close: int | None = None
+    growth: float = 0.0
+
+    def active(self, k: int) -> bool:
+        return self.appear <= k and (self.close is None or k < self.close)
+
+    def radius(self, k: int) -> float:
+        return self.r * (1.0 + self.growth * max(k - self.appear, 0))
 
 
 @dataclass
 class CityLayout:
-    """Land cover and the features behind the planted riot relationships."""
+    """Everything that does not change between dates, plus the patches and the road that do."""
 
-    landcover: np.ndarray            # (H, W) uint8 classes
-    material: np.ndarray             # (H, W) uint8 materials
-    new_mask: np.ndarray             # (H, W) bool: pixel belongs to a new market / settlement
+    base: np.ndarray                 # (H, W) uint8 classes without settlements, markets, water, roads
+    water: np.ndarray                # flat indices of water pixels
+    roads: np.ndarray                # flat indices of road pixels (not water) at every date
+    new_road: np.ndarray             # flat indices of the road built at ``road_index`` (not water)
+    road_index: int | None           # date index the new road opens (None: no new road)
+    blob_noise: np.ndarray           # (H, W) float32: the settlements' ragged outlines
     junctions: np.ndarray            # (K, 2) x, y of major road junctions (m, image frame)
+    junction_appear: np.ndarray      # (K,) date index each junction exists from
+    gsd: float
+    n_dates: int
     patches: list[Patch] = field(default_factory=list)
     centre: tuple[float, float] = (0.0, 0.0)
 
@@ -80,14 +84,25 @@ def _lines_mask(lines: list[shapely.LineString], h: int, w: int, gsd: float, wid
     from rasterio.features import rasterize
     from rasterio.transform import Affine
 
+    if not lines:
+        return np.zeros((h, w), dtype=bool)
     polys = [ln.buffer(width_m / 2, cap_style="flat") for ln in lines]
     # image frame: x right, y down (metres from the top-left corner)
     t = Affine(gsd, 0, 0, 0, gsd, 0)
     return rasterize([(p, 1) for p in polys], out_shape=(h, w), transform=t, dtype=np.uint8).astype(bool)
 
 
-def build_layout(rng: np.random.Generator, n_px: int, gsd: float) -> CityLayout:
-    """Lay out the city on an ``n_px`` x ``n_px`` grid of ``gsd`` metre pixels."""
+def _cross_town(rng: np.random.Generator, cx: float, cy: float, radius: float) -> shapely.LineString:
+    th = rng.uniform(0, np.pi)
+    off = rng.uniform(-0.3, 0.3) * radius
+    nx, ny = -np.sin(th), np.cos(th)
+    p0 = (cx + off * nx - 2 * radius * np.cos(th), cy + off * ny - 2 * radius * np.sin(th))
+    p1 = (cx + off * nx + 2 * radius * np.cos(th), cy + off * ny + 2 * radius * np.sin(th))
+    return shapely.LineString([p0, p1])
+
+
+def build_layout(rng: np.random.Generator, n_px: int, gsd: float, n_dates: int = 1) -> CityLayout:
+    """Lay out the city on an ``n_px`` x ``n_px`` grid of ``gsd`` metre pixels, over ``n_dates`` dates."""
     h = w = n_px
     size = n_px * gsd
     cx, cy = size * rng.uniform(0.45, 0.55), size * rng.uniform(0.45, 0.55)
@@ -107,25 +122,17 @@ def build_layout(rng: np.random.Generator, n_px: int, gsd: float) -> CityLayout:
     dang = np.angle(np.exp(1j * (ang - a0)))
     lc[(np.abs(dang) < 0.35) & (r > 0.35 * radius) & (r < 0.8 * radius) & (urban > 0.3)] = INDUSTRIAL
 
+    # informal settlements: irregular blobs at the urban fringe, appearing and growing over the dates
     patches: list[Patch] = []
-    new_mask = np.zeros((h, w), dtype=bool)
-    # informal settlements: irregular blobs at the urban fringe; about 40% are new
     n_inf = max(4, int(round(14 * (size / 12096) ** 2)))
+    appear, growth = timeline.settlement_dates(rng, n_inf, n_dates)
     for i in range(n_inf):
         rr = radius * rng.uniform(0.3, 1.0)
         th = rng.uniform(-np.pi, np.pi)
-        px, py = cx + rr * np.cos(th), cy + rr * np.sin(th)
-        pr = rng.uniform(280, 650)
-        new = i % 2 == 1
-        patches.append(Patch("informal", px, py, pr, new))
+        pr = rng.uniform(280, 650) * (0.75 if appear[i] else 1.0)
+        patches.append(Patch("informal", cx + rr * np.cos(th), cy + rr * np.sin(th), pr, int(appear[i]),
+                             growth=float(growth[i])))
     blob_noise = smooth_noise(rng, (h, w), 40)
-    for p in patches:
-        win = _window(p.x, p.y, 1.4 * p.r, gsd, h, w)
-        d = np.sqrt((xm[:, win[1]] - p.x) ** 2 + (ym[win[0]] - p.y) ** 2) / p.r
-        m = (d + 0.35 * blob_noise[win]) < 1.0
-        lc[win][m] = INFORMAL
-        if p.new:
-            new_mask[win] |= m
 
     # river and lake
     t = np.linspace(-0.1, 1.1, 400)
@@ -134,63 +141,54 @@ def build_layout(rng: np.random.Generator, n_px: int, gsd: float) -> CityLayout:
     water = _lines_mask([river], h, w, gsd, rng.uniform(45, 75))
     lx, ly = size * rng.uniform(0.1, 0.3), size * rng.uniform(0.7, 0.9)
     water |= ((xm - lx) / 420) ** 2 + ((ym - ly) / 260) ** 2 < 1
-    lc[water] = WATER
 
-    # arterial roads: radials, a ring and two cross-town lines
+    # arterial roads: radials, a ring and two cross-town lines; a third cross-town road is built later
     lines = []
     for th in rng.uniform(0, 2 * np.pi, 6):
         lines.append(shapely.LineString([(cx, cy), (cx + 1.6 * radius * np.cos(th), cy + 1.6 * radius * np.sin(th))]))
-    ring = shapely.Point(cx, cy).buffer(0.55 * radius, quad_segs=32).exterior
-    lines.append(ring)
-    for _ in range(2):
-        th = rng.uniform(0, np.pi)
-        off = rng.uniform(-0.3, 0.3) * radius
-        nx, ny = -np.sin(th), np.cos(th)
-        p0 = (cx + off * nx - 2 * radius * np.cos(th), cy + off * ny - 2 * radius * np.sin(th))
-        p1 = (cx + off * nx + 2 * radius * np.cos(th), cy + off * ny + 2 * radius * np.sin(th))
-        lines.append(shapely.LineString([p0, p1]))
+    lines.append(shapely.Point(cx, cy).buffer(0.55 * radius, quad_segs=32).exterior)
+    lines += [_cross_town(rng, cx, cy, radius) for _ in range(2)]
+    new_line = _cross_town(rng, cx, cy, radius)
+    road_index = timeline.road_date(rng, n_dates)
     junctions = _junctions(lines, size)
+    new_junctions = np.zeros((0, 2))
+    if road_index is not None:
+        new_junctions = _junctions(lines + [new_line], size, keep=list(junctions))[len(junctions):]
 
-    # markets (about 40% new), sized 90-200 m: at most junctions, and along the arterials
+    # markets, sized 90-200 m: at most junctions, and along the arterials (the new road's from its date)
     order = rng.permutation(len(junctions))
-    sites = [junctions[j] + rng.uniform(-60, 60, 2) for j in order[: int(0.7 * len(junctions))]]
+    sites = [(junctions[j] + rng.uniform(-60, 60, 2), 0) for j in order[: int(0.7 * len(junctions))]]
+    sites += [(p + rng.uniform(-60, 60, 2), road_index) for p in new_junctions if rng.random() < 0.8]
     n_road = max(3, int(round(24 * (size / 12096) ** 2)))
-    for _ in range(n_road):
-        ln = lines[int(rng.integers(0, len(lines)))]
-        p = ln.interpolate(rng.uniform(0.1, 0.9), normalized=True)
-        sites.append(np.array([p.x, p.y]) + rng.uniform(-40, 40, 2))
-    k = 0
-    for jx, jy in sites:
-        if not (0 < jx < size and 0 < jy < size) or urban[int(jy / gsd), int(jx / gsd)] < 0.3:
-            continue
-        patches.append(Patch("market", jx, jy, rng.uniform(90, 200), k % 2 == 1))
-        k += 1
-    for p in patches:
-        if p.kind != "market":
-            continue
-        win = _window(p.x, p.y, p.r, gsd, h, w)
-        m = (np.abs(xm[:, win[1]] - p.x) < p.r) & (np.abs(ym[win[0]] - p.y) < p.r * 0.75)
-        sub = lc[win]
-        sub[m & (sub != WATER)] = MARKET
-        if p.new:
-            new_mask[win] |= m
-        else:
-            new_mask[win] &= ~m
+    roads_now = lines + ([new_line] if road_index is not None else [])
+    for _ in range(n_road + 3):
+        i = int(rng.integers(0, len(roads_now)))
+        p = roads_now[i].interpolate(rng.uniform(0.1, 0.9), normalized=True)
+        sites.append((np.array([p.x, p.y]) + rng.uniform(-40, 40, 2), road_index if i == len(lines) else 0))
+    kept = [(s, k0) for s, k0 in sites if 0 < s[0] < size and 0 < s[1] < size and urban[int(s[1] / gsd), int(s[0] / gsd)] >= 0.3]
+    m_appear, m_close = timeline.market_dates(rng, [k0 for _, k0 in kept], n_dates)
+    for (s, _), a, c in zip(kept, m_appear, m_close):
+        patches.append(Patch("market", float(s[0]), float(s[1]), rng.uniform(90, 200), int(a), None if c < 0 else int(c)))
 
-    roads = _lines_mask(lines, h, w, gsd, 15.0)
-    lc[roads & (lc != WATER)] = ROAD
-    material = _materials(rng, lc, xm, ym, h, w, gsd)
-    return CityLayout(lc, material, new_mask, junctions, patches, (cx, cy))
+    roads = _lines_mask(lines, h, w, gsd, 15.0) & ~water
+    new_road = _lines_mask([new_line] if road_index is not None else [], h, w, gsd, 15.0) & ~water & ~roads
+    lc[water] = WATER  # informative only: the land cover of every date repaints water over settlements
+    return CityLayout(
+        base=lc, water=np.flatnonzero(water), roads=np.flatnonzero(roads), new_road=np.flatnonzero(new_road),
+        road_index=road_index, blob_noise=blob_noise, junctions=np.vstack([junctions, new_junctions]),
+        junction_appear=np.r_[np.zeros(len(junctions), int), np.full(len(new_junctions), road_index or 0, int)],
+        gsd=gsd, n_dates=n_dates, patches=patches, centre=(cx, cy))
 
 
-def _window(x: float, y: float, r: float, gsd: float, h: int, w: int) -> tuple[slice, slice]:
+def window(x: float, y: float, r: float, gsd: float, h: int, w: int) -> tuple[slice, slice]:
     """Pixel window around a point (image frame), clipped to the image."""
     c0, c1 = max(int((x - r) / gsd), 0), min(int((x + r) / gsd) + 1, w)
     r0, r1 = max(int((y - r) / gsd), 0), min(int((y + r) / gsd) + 1, h)
     return slice(r0, max(r1, r0)), slice(c0, max(c1, c0))
 
 
-def _junctions(lines: list[shapely.LineString], size: float) -> np.ndarray:
+def _junctions(lines: list[shapely.LineString], size: float, keep: list | None = None) -> np.ndarray:
+    """Crossings of ``lines`` inside the image, merged when closer than 60 m (after those in ``keep``)."""
     pts = []
     for i in range(len(lines)):
         for j in range(i + 1, len(lines)):
@@ -200,70 +198,9 @@ def _junctions(lines: list[shapely.LineString], size: float) -> np.ndarray:
                     pts.append((g.x, g.y))
     a = np.array(pts, dtype=np.float64).reshape(-1, 2)
     inside = (a[:, 0] > 0) & (a[:, 0] < size) & (a[:, 1] > 0) & (a[:, 1] < size)
-    a = a[inside]
     # merge junctions closer than 60 m (the radials all meet at the centre)
-    keep: list[np.ndarray] = []
-    for p in a:
+    keep = list(keep or [])
+    for p in a[inside]:
         if all(np.hypot(*(p - q)) > 60 for q in keep):
             keep.append(p)
     return np.array(keep).reshape(-1, 2)
-
-
-def _materials(rng, lc, xm, ym, h, w, gsd) -> np.ndarray:
-    """Per-pixel material with the micro-structure of each land-cover class.
-
-    Each class is computed only on its own pixels, with per-cell random values looked up in
-    small arrays, so the cost is one pass over the image.
-    """
-    mat = np.zeros((h, w), dtype=np.uint8)
-    flat = lc.ravel()
-    out = mat.ravel()
-
-    def cells(k: int) -> np.ndarray:
-        return rng.random(((h + k - 1) // k, (w + k - 1) // k), dtype=np.float32)
-
-    r4, r10a, r10b, r2a, r2b = cells(4), cells(10), cells(10), cells(2), cells(2)
-    for cls in range(len(CLASS_NAMES)):
-        idx = np.flatnonzero(flat == cls)
-        if idx.size == 0:
-            continue
-        py, px = np.divmod(idx, w)
-        if cls == WATER:
-            m = np.zeros(idx.size, np.uint8)
-        elif cls == BARE:
-            m = np.full(idx.size, 2, np.uint8)
-        elif cls == VEGETATION:
-            m = np.where(r4[py // 4, px // 4] < 0.25, 13, 1)
-        elif cls == ROAD:
-            m = np.full(idx.size, 3, np.uint8)
-        elif cls == FORMAL:  # 30 m lots on a 90 m street grid; buildings with 3 m setbacks
-            street = ((px % 30) < 2) | ((py % 30) < 2)
-            lot = r10a[py // 10, px // 10]
-            inner = ((px % 10) >= 1) & ((py % 10) >= 1) & ((px % 10) <= 8) & ((py % 10) <= 8)
-            roof = np.where(r10b[py // 10, px // 10] < 0.55, 5, 4)
-            m = np.where(street, 3, np.where(inner & (lot < 0.7), roof, np.where(lot < 0.85, 1, 2)))
-        elif cls == INFORMAL:  # dense 6 m roofs of new and rusty metal, 3 m dirt lanes
-            c = r2a[py // 2, px // 2]
-            lane = ((px % 9) == 0) | ((py % 11) == 0)
-            m = np.where(lane, 11, np.where(c < 0.55, 6, np.where(c < 0.92, 7, 11)))
-        elif cls == MARKET:  # stalls of coloured tarps, narrow aisles
-            c = r2b[py // 2, px // 2]
-            aisle = ((px % 6) == 0) | ((py % 7) == 0)
-            m = np.where(aisle, 4, np.where(c < 0.35, 8, np.where(c < 0.65, 9, np.where(c < 0.85, 10, 6))))
-        else:  # INDUSTRIAL: sheds in yards
-            m = np.where(((px % 17) >= 2) & ((py % 14) >= 2), 12, 4)
-        out[idx] = m
-    return mat
-
-
-def render_image(rng: np.random.Generator, layout: CityLayout) -> np.ndarray:
-    """Render the 4-band uint16 image (blue, green, red, nir) from the material map."""
-    h, w = layout.material.shape
-    shade = (1.0 + 0.06 * smooth_noise(rng, (h, w), 24)) * (1.0 + 0.05 * rng.standard_normal((h, w), dtype=np.float32))
-    img = np.empty((4, h, w), dtype=np.uint16)
-    for b in range(4):
-        band = MATERIALS[:, b][layout.material] * shade
-        band += 25.0 * rng.standard_normal((h, w), dtype=np.float32)
-        np.clip(band, 1, 10000, out=band)
-        img[b] = band
-    return img

@@ -1,8 +1,8 @@
 """Synthetic ACLED events for the synthetic city, in the current 31-column export format.
 
 Events are drawn per 672 m cell as Poisson counts from the planted rates (``truth.py``), for
-several years before and after the image date, placed near the cell's markets and junctions
-(or anywhere in the cell), and written with ACLED's real vocabulary, precision codes, actors,
+several years before the first and after the last image date, each stretch between two dates at
+the earlier date's rates, placed near the cell's markets and junctions (or anywhere in the cell), and written with ACLED's real vocabulary, precision codes, actors,
 interaction codes, crowd-size tags and notes.
 """
 
@@ -15,10 +15,11 @@ import pandas as pd
 from pyproj import Transformer
 
 from riotvit.join.events.vocab import ACLED_COLUMNS
+from riotvit.synth import timeline
 from riotvit.synth.city import CityLayout
 
 COUNTRY, ISO, REGION = "Synthland", 999, "Eastern Africa"
-PRE_REPORTED = 0.4  # share of riots before the image date that made it into the record
+PRE_REPORTED = 0.4  # share of riots before the first image date that made it into the record
 
 # event_type -> (sub types with probabilities, disorder_type, actor1, inter1, actor2, inter2)
 _TYPES = {
@@ -37,7 +38,7 @@ _TYPES = {
 
 
 def type_log_rates(truth: pd.DataFrame) -> dict[str, np.ndarray]:
-    """Yearly log-rates per cell for every event type, (pre, post) for riots."""
+    """Yearly log-rates per cell of every event type but riots (one date's ``truth`` rows)."""
     return {
         "Protests": -2.0 + 1.2 * truth["market_score"] + 1.5 * truth["centrality"] + 0.4 * truth["junction_score"],
         "Violence against civilians": -3.6 + 1.6 * truth["informal_score"],
@@ -47,12 +48,20 @@ def type_log_rates(truth: pd.DataFrame) -> dict[str, np.ndarray]:
     }
 
 
+def periods(dates: list[dt.date], start: dt.date, end: dt.date) -> list[tuple[int, float, dt.date, dt.date]]:
+    """(date index whose state rules, share of riots recorded, from, to) of each stretch of the history."""
+    out = [(0, PRE_REPORTED, start, dates[0])]
+    bounds = [*dates, end]
+    out += [(k, 1.0, bounds[k], bounds[k + 1]) for k in range(len(dates))]
+    return out
+
+
 def draw_events(
     rng: np.random.Generator,
     layout: CityLayout,
     truth: pd.DataFrame,
     wards_utm,  # GeoDataFrame in UTM
-    image_date: dt.date,
+    dates: list[dt.date],
     start: dt.date,
     end: dt.date,
     cell_m: float,
@@ -60,27 +69,35 @@ def draw_events(
     y1: float,
     epsg: int,
 ) -> pd.DataFrame:
-    """Draw events and return them as an ACLED export table (all 31 columns, in order)."""
-    pre_years = (image_date - start).days / 365.25
-    post_years = (end - image_date).days / 365.25
+    """Draw events and return them as an ACLED export table (all 31 columns, in order).
+
+    Each stretch of time between two dates (and before the first, after the last) is drawn from the
+    city as it was at the stretch's start: its rates and its markets and junctions as hot spots.
+    """
     rows = []
-    rates = type_log_rates(truth)
-    markets = np.array([(p.x, p.y) for p in layout.patches if p.kind == "market"]).reshape(-1, 2)
-    hot = np.vstack([markets, layout.junctions]) if len(layout.junctions) else markets
-    for k, cell in enumerate(truth.itertuples()):
+    n_cells = int((truth["date_index"] == 0).sum())
+    by_date = [truth[truth["date_index"] == k].reset_index(drop=True) for k in range(len(dates))]
+    rates = [{et: np.asarray(v, dtype=float) for et, v in type_log_rates(t).items()} for t in by_date]
+    hot = []
+    for k in range(len(dates)):
+        markets = np.array([(p.x, p.y) for p in timeline.active(layout, k, "market")]).reshape(-1, 2)
+        hot.append(np.vstack([markets, timeline.junctions_at(layout, k)]))
+    for c in range(n_cells):
+        cell = by_date[0].iloc[c]
         cx0, cy0 = cell.cell_col_img * cell_m, cell.cell_row_img * cell_m
-        inside = (hot[:, 0] >= cx0) & (hot[:, 0] < cx0 + cell_m) & (hot[:, 1] >= cy0) & (hot[:, 1] < cy0 + cell_m)
-        spots = hot[inside]
-        # ACLED's coverage of the city was patchier before the image date: only PRE_REPORTED of
-        # the riots that happened then were recorded (a planted reporting bias)
-        draws = [("Riots", cell.rate_pre * pre_years * PRE_REPORTED, start, image_date),
-                 ("Riots", cell.rate_post * post_years, image_date, end)]
-        for et, lr in rates.items():
-            lam = float(np.exp(lr[k]))
-            draws.append((et, lam * (pre_years + post_years), start, end))
-        for et, mean, d0, d1 in draws:
+        draws = []
+        for k, reported, d0, d1 in periods(dates, start, end):
+            years = (d1 - d0).days / 365.25
+            h = hot[k]
+            spots = h[(h[:, 0] >= cx0) & (h[:, 0] < cx0 + cell_m) & (h[:, 1] >= cy0) & (h[:, 1] < cy0 + cell_m)]
+            # ACLED's coverage of the city was patchier before the first date: only PRE_REPORTED of
+            # the riots that happened then were recorded (a planted reporting bias)
+            draws.append(("Riots", by_date[k]["rate"].iat[c] * years * reported, d0, d1, spots))
+            for et, lr in rates[k].items():
+                draws.append((et, float(np.exp(lr[c])) * years, d0, d1, spots))
+        for et, mean, d0, d1, spots in draws:
             n = rng.poisson(mean)
-            if n == 0:
+            if n == 0 or d1 <= d0:
                 continue
             days = rng.integers(0, (d1 - d0).days, size=n)
             use_spot = (rng.random(n) < 0.6) & (len(spots) > 0) & (et in ("Riots", "Protests"))

@@ -7,20 +7,19 @@ import geopandas as gpd
 import numpy as np
 import shapely
 
-from riotvit.synth.city import FORMAL, INDUSTRIAL, INFORMAL, MARKET, CityLayout
+from riotvit.synth.city import FORMAL, INDUSTRIAL, INFORMAL, MARKET
 
 # people per 3 m pixel by land cover (informal ~390/ha, formal ~100/ha)
 _DENSITY = {FORMAL: 0.09, INFORMAL: 0.35, MARKET: 0.02, INDUSTRIAL: 0.005}
 
 
-def build_wards(rng: np.random.Generator, layout: CityLayout, gsd: float, x0: float, y1: float, epsg: int) -> gpd.GeoDataFrame:
-    """Ward polygons (in the image's UTM CRS) with census attributes.
+def build_wards(rng: np.random.Generator, lc: np.ndarray, gsd: float, x0: float, y1: float, epsg: int) -> gpd.GeoDataFrame:
+    """Ward polygons (in the image's UTM CRS) with census attributes (one census, at the last date).
 
     Args:
-        layout: the city layout (image frame: x right, y down, metres).
+        lc: the land cover the census counts people on (image frame: x right, y down).
         x0, y1: UTM coordinates of the image's top-left corner.
     """
-    lc = layout.landcover
     h, w = lc.shape
     size = w * gsd
     n = max(6, int(round(100 * (size / 12096) ** 2)))  # ~1.4 km² wards: many independent census draws
