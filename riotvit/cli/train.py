@@ -59,7 +59,7 @@ def train_command(
 ) -> None:
     """Train a timm Vision Transformer with metadata fusion and multi-task heads, then evaluate it honestly.
 
-    Evaluation holds out spatial blocks (the samples table's test fold), calibrates on the validation fold and compares with the prevalence and a history-plus-census scikit-learn baseline on the same rows. Writes model.safetensors, bundle.json, metrics.json/.md, history.csv/.png, reliability.png, background samples and model_card.md. An interrupted run resumes from its last epoch when rerun.
+    When the samples hold several image dates, evaluation is forward in time (rolling origin x spatial blocks): for the last test origin t (or eval.origins), one model per held-out block fold trains only on origins whose label windows end by t, is stacked on the history + census baseline's log-odds and calibrated on the validation fold of the latest training origin, and is scored next to persistence, history + census and prevalence on the same crops, also on onset cells (no riot in the year before t). The fold models form the shipped ensemble; if the image does not help on validation, the forecast is history + census and the table says so. With one date, evaluation holds out spatial blocks (the samples table's test fold) instead. Writes model.safetensors, bundle.json, metrics.json/.md, history.csv/.png, reliability.png, background samples and model_card.md. An interrupted run resumes from its last epoch when rerun.
     """
     from riotvit.config import build_config, validate
     from riotvit.train.config import TrainConfig
@@ -88,6 +88,11 @@ def train_command(
         print_json(res.metrics)
         return
     out_console.print(res.table.to_rich())
+    for v in getattr(res.table, "verdicts", lambda: [])():
+        console.print(f"  {v}")
+    sel = getattr(res.table, "selected", None)
+    if sel:
+        console.print(f"shipped: {sel['model']} ({sel['why']})")
     console.print(f"[green]wrote[/] {res.path}: best epoch {res.best_epoch}/{res.epochs_run}, {res.seconds:.0f} s, "
                   f"{res.images_per_s:,.0f} img/s on {res.device}; see metrics.md, model_card.md, history.png")
 
@@ -99,11 +104,23 @@ def evaluate_command(
     samples: Annotated[Path | None, typer.Option(help="samples.parquet (default: the one recorded in the bundle).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
 ) -> None:
-    """Re-score a trained model on its held-out blocks, next to the baselines, and rewrite metrics.json/metrics.md."""
+    """Re-score a trained model on its held-out blocks, next to the baselines.
+
+    A forecast (ensemble) bundle is re-scored at its test origin from its own members, stackers, calibrations and baselines, and the table is printed (metrics.json keeps every origin). A single-date bundle's metrics.json/metrics.md are rewritten.
+    """
     from riotvit.train.evaluate import evaluate_bundle
     from riotvit.train.report import write_metrics, write_reliability_plots
 
     table, b = evaluate_bundle(str(run), str(tileset) if tileset else None, str(samples) if samples else None)
+    if b.meta.forecast:  # an ensemble: re-scored at its test origin; metrics.json (every origin) is kept
+        if json_out:
+            print_json(table.to_dict())
+            return
+        out_console.print(table.to_rich())
+        for v in table.verdicts():
+            console.print(f"  {v}")
+        console.print(f"re-scored test origin {table.last} from {b.path}; compare with {b.path / 'metrics.md'}")
+        return
     write_metrics(b.path, table)
     write_reliability_plots(b.path, table)
     if json_out:

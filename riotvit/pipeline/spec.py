@@ -34,6 +34,7 @@ SECTION_MODELS = {
 
 class Sources(StrictModel):
     raster: list[str] = Field(default_factory=list, description="Imagery: catalog ids or files (several = a mosaic or several dates).")
+    predict_raster: list[str] | None = Field(None, description="Imagery the predict stage maps (default: sources.raster); with several dates in sources.raster, name the latest date's files here.")
     acled: str | None = Field(None, description="ACLED export: catalog id or file.")
     census: str | None = Field(None, description="Census polygons: catalog id or file.")
     population_raster: str | None = Field(None, description="Population raster for dasymetric census values.")

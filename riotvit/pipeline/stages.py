@@ -29,6 +29,7 @@ from riotvit.tile.tiler import tile
 from riotvit.train.bundle import META, WEIGHTS
 from riotvit.train.config import TrainConfig
 from riotvit.train.evaluate import evaluate_bundle
+from riotvit.train.forecast_report import ForecastReport
 from riotvit.train.report import write_metrics, write_reliability_plots
 from riotvit.train.trainer import train
 
@@ -76,11 +77,12 @@ def _with_date(pipe: Pipeline, cfg):
     return cfg.model_copy(update={"date": d}) if d and cfg.date is None else cfg
 
 
-def _rasters(pipe: Pipeline) -> list:
+def _rasters(pipe: Pipeline, predict: bool = False) -> list:
 
     if not pipe.spec.sources.raster:
         raise ConfigError(f"pipeline {pipe.path}: sources.raster names no imagery")
-    return raster_specs([pipe.find(r) for r in pipe.spec.sources.raster], pipe.catalog)
+    names = (pipe.spec.sources.predict_raster or pipe.spec.sources.raster) if predict else pipe.spec.sources.raster
+    return raster_specs([pipe.find(r) for r in names], pipe.catalog)
 
 
 def plan_sample(pipe: Pipeline) -> StageCall:
@@ -142,6 +144,11 @@ def plan_evaluate(pipe: Pipeline) -> StageCall:
     def run(rep) -> dict:
         table, _ = evaluate_bundle(str(model))
         out.mkdir(parents=True, exist_ok=True)
+        if isinstance(table, ForecastReport):
+            table.write(out)
+            scores = table.scores[table.last]["held-out blocks"]
+            return {"origin": table.last, "held_out_aupr": {m: round(v["aupr"], 3) for m, v in scores.items()
+                                                           if v.get("aupr") is not None}}
         write_metrics(out, table)
         write_reliability_plots(out, table)
         split = next(iter(table.to_dict()["splits"].values()))
@@ -160,7 +167,7 @@ def plan_predict(pipe: Pipeline) -> StageCall:
     if pipe.explain:
 
         ecfg = pipe.section("explain", ExplainConfig)
-    specs = _rasters(pipe)
+    specs = _rasters(pipe, predict=True)
     ms = _meta_sources(pipe)
     model, out = pipe.run / "model", pipe.run / "predict"
     inputs = {"bundle": model / META, "weights": model / WEIGHTS, **ms.inputs(),
@@ -184,6 +191,8 @@ def plan_predict(pipe: Pipeline) -> StageCall:
             sm = explainer.summary()
             d["top_drivers"] = list(sm.get("mean_abs_shap", {}))[:3]
             d["completeness_gap"] = sm.get("completeness", {}).get("relative_gap")
+            d["top1_seed_agreement"] = sm.get("top1_seed_agreement")
+            d["drivers_reliable_share"] = sm.get("drivers_reliable_share")
         return d
 
     return StageCall(config, inputs, [out, pipe.run / "riotvit.qgs"], run)

@@ -35,7 +35,7 @@ class PredictConfig(StrictModel):
     crs: str | None = Field(None, description="Metric CRS of the grid (default: the imagery's own if metric, else its UTM zone).")
     min_valid: float = Field(0.5, ge=0, le=1, description="Skip crops with a smaller share of valid imagery pixels.")
     batch_size: int = Field(256, ge=1, description="Crops per forward pass.")
-    tta: Literal[1, 2, 4, 8] = Field(8, description="Dihedral views per crop; their spread is the uncertainty band.")
+    tta: Literal[1, 2, 4, 8] = Field(8, description="Dihedral views per crop, averaged per model. An ensemble bundle's uncertainty is its members' spread (the views' spread is kept as view_spread); a single-model bundle's uncertainty band is the views' spread.")
     device: DeviceName = Field("auto", description="Where the model runs (auto = CUDA when available).")
     precision: Precision = Field("auto", description="Numeric precision (auto = bf16 autocast on CUDA, fp32 on CPU).")
     max_cells: int = Field(200_000, ge=1, description="Refuse regions with more crops than this unless --yes is given.")

@@ -169,6 +169,7 @@ def predict(
     feats, meta_info, warnings = metadata_features(plan, bundle.meta, cfg.metadata, acled, census, population_raster,
                                                    bundle.path)
     meta = runner.meta_array(feats)
+    runner.set_baseline(feats)
     warnings += dtype_warnings([s.dtype for s in plan.sources], bundle.meta.dtype)
     values = ValueRangeCheck(runner.bands, bundle.meta.normalisation.mean, bundle.meta.normalisation.std)
     with atomic_dir(st.out, overwrite=True) as work:
@@ -251,7 +252,7 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
         fr = np.concatenate([p[3] for p in pending])
         pending = []
         values.add(chips, masks)
-        pred = runner.predict(chips, masks, None if meta is None else meta[idx])
+        pred = runner.predict(chips, masks, None if meta is None else meta[idx], idx)
         crops = plan.crops.iloc[idx].assign(valid_fraction=fr)
         rows = cell_rows(crops, pred, date)
         if explain is not None:

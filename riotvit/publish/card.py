@@ -76,24 +76,9 @@ def render_model_card(meta: BundleMeta, table: Any) -> str:
         f"(windows {', '.join('..'.join(w) for w in targets.label_windows or [])}), inside the cell grown "
         "by the event's positional uncertainty. History features use only events certainly before the image date.",
         "",
-        "## Evaluation",
-        f"Spatial block cross-validation: {folds.n} folds of {folds.block_m:g} m blocks with a "
-        f"{folds.buffer_m:g} m buffer ring excluded from training around held-out blocks. "
-        f"Held-out split: {meta.split.name} ({meta.split.n_test} cells; validation fold "
-        f"{meta.split.val_fold} with {meta.split.n_val} cells). Probabilities calibrated on validation "
-        f"data ({meta.calibration.get('method', 'none')}); decision threshold {meta.threshold:.3f} chosen on "
-        "validation data.",
-        "",
-        "| model | AUPR | AUROC | Brier | ECE |",
-        "|---|---|---|---|---|",
     ]
-    for model in ("riotvit", "history_census", "prevalence"):
-        if model in summary:
-            lines.append(f"| {model} | {_metric(summary, model, 'aupr')} | {_metric(summary, model, 'auroc')} | "
-                         f"{_metric(summary, model, 'brier')} | {_metric(summary, model, 'ece')} |")
+    lines += forecast_section(meta) if meta.forecast else spatial_section(meta, summary, folds)
     lines += [
-        "",
-        "Full per-fold table: `metrics.md`; reliability diagram: `reliability.png`; training curves: `history.png`.",
         "",
         "## Known limitations",
         "- **ACLED reporting bias**: events are recorded from media and partner reports; places with less coverage "
@@ -110,6 +95,59 @@ def render_model_card(meta: BundleMeta, table: Any) -> str:
         f"riotvit {meta.riotvit_version}; bundle format v{meta.format_version}.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def spatial_section(meta: BundleMeta, summary: dict, folds: Any) -> list[str]:
+    """Evaluation of a model trained at one date: spatial block cross-validation."""
+    lines = [
+        "## Evaluation",
+        f"Spatial block cross-validation at one date (no later origin to test forward in time): {folds.n} folds of "
+        f"{folds.block_m:g} m blocks with a {folds.buffer_m:g} m buffer ring excluded from training around held-out "
+        f"blocks. Held-out split: {meta.split.name} ({meta.split.n_test} cells; validation fold "
+        f"{meta.split.val_fold} with {meta.split.n_val} cells). Probabilities calibrated on validation "
+        f"data ({meta.calibration.get('method', 'none')}); decision threshold {meta.threshold:.3f} chosen on "
+        "validation data.",
+        "",
+        "| model | AUPR | AUROC | Brier | ECE |",
+        "|---|---|---|---|---|",
+    ]
+    for model in ("riotvit", "history_census", "prevalence"):
+        if model in summary:
+            lines.append(f"| {model} | {_metric(summary, model, 'aupr')} | {_metric(summary, model, 'auroc')} | "
+                         f"{_metric(summary, model, 'brier')} | {_metric(summary, model, 'ece')} |")
+    return lines + ["", "Full per-fold table: `metrics.md`; reliability diagram: `reliability.png`; training curves: "
+                        "`history.png`."]
+
+
+def forecast_section(meta: BundleMeta) -> list[str]:
+    """Evaluation of a forecast bundle: rolling origins x spatial blocks, every baseline, the verdicts."""
+    fc, summary = meta.forecast, meta.metrics
+    lines = [
+        "## Forecast and evaluation",
+        f"**Forecast:** P(>= 1 riot) in the {fc['horizon_days']} days starting {fc['lead_days']} days after the image "
+        "date, per cell.",
+        f"**Protocol:** {fc['protocol']}. Test origin {fc['origin']}; the {len(fc['members'])} models of the ensemble "
+        f"each held out one block fold and trained only on origins "
+        f"{', '.join(fc['members'][0]['train_origins'])}, whose label windows end by the test origin. "
+        "Calibration and the stacking on history + census were fitted on the validation fold of the latest training "
+        "origin. See `metrics.md` for every origin.",
+        f"**Shipped model:** {fc['selected']}: {fc['why']}.",
+        "",
+        "| scope | model | AUPR | AUROC | Brier | BSS vs persistence | ECE | count CRPS |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for scope, models in summary.get("scores", {}).items():
+        for model, m in models.items():
+            lines.append(f"| {scope} | {model} | {_fmt(m.get('aupr'))} | {_fmt(m.get('auroc'))} | {_fmt(m.get('brier'))} | "
+                         f"{_fmt(m.get('bss_persistence'))} | {_fmt(m.get('ece'))} | {_fmt(m.get('crps'))} |")
+    u = summary.get("uncertainty") or {}
+    if u:
+        lines += ["", f"Uncertainty: the ensemble's spread; the most uncertain fifth of cells has a mean |error| "
+                      f"{_fmt(u.get('top_quintile_abs_error'))} against {_fmt(u.get('bottom_quintile_abs_error'))} "
+                      f"for the least uncertain fifth (ratio {_fmt(u.get('ratio'), 2)}); the 80% interval of riot counts "
+                      f"covers {_fmt(100 * u.get('count_coverage_80', float('nan')), 1)}% of cells."]
+    lines += ["", "**Verdicts** (AUPR, same crops):", *(f"- {v}" for v in summary.get("verdicts", []))]
+    return lines
 
 
 def write_model_card(run_dir: Path, meta: BundleMeta, table: Any) -> Path:

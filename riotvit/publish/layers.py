@@ -102,4 +102,7 @@ def cell_rows(crops: pd.DataFrame, pred: dict[str, np.ndarray], date: str) -> pd
         "acquisition_date": date,
         "valid_fraction": np.round(crops["valid_fraction"].to_numpy().astype(np.float64), 4),
     })
+    for k in ("events_p10", "events_p90", "view_spread"):  # an ensemble's count interval; the views' spread
+        if k in pred:
+            df[k] = np.round(pred[k].astype(np.float64), 6)
     return df

@@ -103,24 +103,30 @@ class Bundle:
     def _sha(self, name: str) -> str | None:
         return (self.meta.checksums or {}).get(name)
 
-    def load_model(self, device: str = "cpu"):
-        """The model with its trained weights, in eval mode."""
+    def load_model(self, device: str = "cpu", weights: str = WEIGHTS):
+        """The model with its trained weights (``weights``: a file of the bundle), in eval mode."""
 
         cfg = ModelConfig.model_validate(self.meta.config["model"])
         model = create_model(cfg, self.meta.bands, n_meta=len(self.meta.features.names),
                              n_types=len(self.meta.targets.type_counts), pretrained=False)
-        state = load_tensors(self.path / WEIGHTS, self._sha(WEIGHTS))
+        if Path(weights).is_absolute() or ".." in Path(weights).parts:
+            raise BundleError(f"{self.path / META}: member weights {weights!r} lie outside the bundle; retrain")
+        state = load_tensors(self.path / weights, self._sha(weights))
         want = model.state_dict()
         wrong = [k for k, v in state.items() if k in want and tuple(v.shape) != tuple(want[k].shape)]
         if wrong:
             k = wrong[0]
-            raise BundleError(f"{self.path / WEIGHTS}: weights do not fit the model described by {META} ({k}: weights "
+            raise BundleError(f"{self.path / weights}: weights do not fit the model described by {META} ({k}: weights "
                               f"{tuple(state[k].shape)}, model {tuple(want[k].shape)}); retrain or restore the bundle")
         missing, unexpected = model.load_state_dict(state, strict=False)
         if missing or unexpected:
-            raise BundleError(f"{self.path / WEIGHTS}: weights do not fit the model in bundle.json "
+            raise BundleError(f"{self.path / weights}: weights do not fit the model in bundle.json "
                               f"(missing {list(missing)[:3]}, unexpected {list(unexpected)[:3]}); retrain")
         return model.to(device).eval()
+
+    def members(self) -> list[dict[str, Any]]:
+        """The ensemble members recorded in ``forecast`` (empty for a single-model bundle)."""
+        return list((self.meta.forecast or {}).get("members", []))
 
     def background(self) -> dict[str, Any]:
         """The background samples of explanations (image, meta, rows).

@@ -40,7 +40,9 @@ class OptimConfig(StrictModel):
 class EvalConfig(StrictModel):
     """Honest evaluation."""
 
-    calibration: Literal["temperature", "isotonic", "none"] = Field("temperature", description="Calibrate riot probabilities on validation data.")
+    calibration: Literal["auto", "temperature", "platt", "isotonic", "none"] = Field("auto", description="Calibrate riot probabilities on validation data (auto: temperature, Platt or isotonic, whichever has the lowest cross-fitted validation log-loss).")
+    protocol: Literal["auto", "rolling", "spatial"] = Field("auto", description="rolling: test forward in time at later origins (rolling-origin x spatial blocks); spatial: spatial blocks at one date; auto: rolling when the samples have an origin whose earlier label windows are complete.")
+    origins: Literal["last", "all"] | list[str] = Field("last", description="Rolling protocol: the test origins (ISO dates), the last testable one, or all.")
     threshold: Literal["f1", "prevalence", "rate"] = Field("f1", description="How the decision threshold is chosen on validation data.")
     baseline: Literal["logistic", "gbm"] = Field("logistic", description="The history-plus-census scikit-learn baseline.")
     cv_folds: list[int] | Literal["all"] | None = Field(None, description="Also train one model per listed test fold (spatial cross-validation) and report each; None = only the default split.")

@@ -12,15 +12,19 @@ from riotvit.io import resolve_recorded
 from riotvit.join.features import BandNorm, MetaScaler, target_arrays
 from riotvit.join.samples import open_samples
 from riotvit.tile.tileset import TileSet
-from riotvit.train.baselines import evaluate_baselines
+from riotvit.train.baselines import HistoryCensusBaseline, evaluate_baselines
 from riotvit.train.bundle import Bundle
 from riotvit.train.calibration import Calibrator, calibrator_from_dict, fit_calibrator
 from riotvit.train.data import ChipBatcher
+from riotvit.train.forecast import Member, OriginForecast, member_forecasts
+from riotvit.train.forecast_report import ForecastReport
 from riotvit.train.inputs import check_inputs
 from riotvit.train.loop import predict_outputs
 from riotvit.train.metrics import choose_threshold, count_metrics, evaluate_heads
+from riotvit.train.origins import rolling_split
 from riotvit.train.report import build_metrics_table
 from riotvit.train.splits import Split, column_split
+from riotvit.train.stacking import Stacker
 
 
 def expected_outputs(raw: dict[str, np.ndarray], calibrator: Calibrator | None) -> dict[str, np.ndarray]:
@@ -80,6 +84,40 @@ def baseline_scores(samples: pd.DataFrame, splits: list[Split], kind: str, calib
                               threshold_method=threshold)
 
 
+def evaluate_forecast(b: Bundle, ts: TileSet, df: pd.DataFrame, device: str = "cpu") -> ForecastReport:
+    """Re-score an ensemble bundle at its test origin from what the bundle holds: each member's weights,
+    stacker, calibrations and history + census baseline, on the same held-out crops as in training."""
+    import datetime as dt
+
+    import torch
+
+    fc, bm = b.meta.forecast, b.meta
+    scaler = MetaScaler.from_dict(bm.features.model_dump())
+    meta = scaler.transform(df) if scaler.names else None
+    batcher = ChipBatcher(ts, df["chip_index"].to_numpy(), meta, target_arrays(df, bm.targets.type_counts),
+                          BandNorm.from_dict(bm.normalisation.model_dump()), torch.device(device), bm.input_px, "auto")
+    members = []
+    try:
+        for m in fc["members"]:
+            sp = rolling_split(df, dt.date.fromisoformat(fc["origin"]), int(m["test_fold"]), int(fc["lead_days"]),
+                               int(fc["horizon_days"]), int(m["val_fold"]))
+            rows = np.flatnonzero(sp.test_all)
+            raw = predict_outputs(b.load_model(device, m["weights"]), batcher, rows, 256, False)
+            base = HistoryCensusBaseline.from_dict(m["baseline"])
+            at = df.iloc[rows]
+            st = Stacker.from_dict(m["stacker"])
+            pred = member_forecasts(raw, base.predict_proba(at), base.predict_count(at), st,
+                                    calibrator_from_dict(m["calibration"]), calibrator_from_dict(m["image_calibration"]))
+            members.append(Member(sp, None, scaler, None, base, st, dispersion=float(m["dispersion"]),
+                                  threshold=float(m["threshold"]), rows=rows, pred=pred))
+    finally:
+        batcher.close()
+    report = ForecastReport(int(fc["lead_days"]), int(fc["horizon_days"]))
+    report.add_origin(OriginForecast.pool(members), df)
+    report.selected = {"model": fc["selected"], "why": fc["why"]}
+    return report
+
+
 def evaluate_bundle(run: str, tileset: str | None = None, samples: str | None = None, device: str = "cpu"):
     """Re-score a trained bundle on its held-out split, next to the baselines.
 
@@ -87,7 +125,7 @@ def evaluate_bundle(run: str, tileset: str | None = None, samples: str | None = 
     training time); tile set and samples default to the paths recorded in the bundle.
 
     Returns:
-        (MetricsTable, Bundle)
+        (MetricsTable, Bundle), or (ForecastReport, Bundle) for an ensemble (rolling-origin) bundle.
     """
     from pathlib import Path
 
@@ -100,6 +138,8 @@ def evaluate_bundle(run: str, tileset: str | None = None, samples: str | None = 
     sp_path = Path(samples or resolve_recorded(bm.provenance.samples.path, b.path))
     df, smeta = open_samples(sp_path)
     check_inputs(ts, df, smeta, sp_path)
+    if bm.forecast:
+        return evaluate_forecast(b, ts, df, device), b
     split = column_split(df)
     scaler = MetaScaler.from_dict(bm.features.model_dump())
     meta = scaler.transform(df) if scaler.names else None

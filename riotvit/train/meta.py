@@ -117,7 +117,7 @@ class BundleMeta(ArtifactMeta):
     FORMAT_VERSION: ClassVar[int] = BUNDLE_FORMAT_VERSION
     ERROR: ClassVar[type] = BundleError
     MAKER: ClassVar[str] = "riotvit train"
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"checksums", "signature"})
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"checksums", "signature", "forecast"})
     SIGNED: ClassVar[tuple[str, ...]] = ("bands", "normalisation", "input_px", "tile_px", "grid", "dtype", "features",
                                          "targets", "calibration", "threshold", "config", "model", "checksums")
 
@@ -140,6 +140,11 @@ class BundleMeta(ArtifactMeta):
     checksums: dict[str, str] | None = Field(
         None, description="SHA-256 per file of the bundle (`model.safetensors`, `background.safetensors`), checked "
                           "when they are loaded (absent in bundles of riotvit before checksums: not checked).")
+    forecast: dict[str, Any] | None = Field(
+        None, description="Rolling-origin bundles: the protocol, the forecast window (`lead_days`, `horizon_days`), "
+                          "the test origin, which model was `selected` on validation and why, and the ensemble "
+                          "`members` (weights file, held-out fold, stacker on the history + census log-odds, "
+                          "calibration, threshold, baseline coefficients, count dispersion, metadata scaler).")
     signature: str | None = Field(
         None, description="SHA-256 of the fields that define the model's predictions (bands, normalisation, grid, "
                           "features, targets, calibration, threshold, config, model, checksums); checked on open, so a "
@@ -148,4 +153,5 @@ class BundleMeta(ArtifactMeta):
     def compute_signature(self) -> str:
         """The SHA-256 of the fields in ``SIGNED``, as written."""
         d = self.to_dict()
-        return json_sha256({k: d.get(k) for k in self.SIGNED})
+        keys = (*self.SIGNED, "forecast") if d.get("forecast") is not None else self.SIGNED
+        return json_sha256({k: d.get(k) for k in keys})

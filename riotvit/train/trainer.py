@@ -18,7 +18,7 @@ import pandas as pd
 
 from riotvit.device import DeviceChoice, choose_device
 from riotvit.errors import ConfigError, SamplesError, suggest
-from riotvit.io import atomic_dir, file_sha256, json_sha256, relative_to_artifact, resolve_recorded
+from riotvit.io import atomic_dir, file_sha256, relative_to_artifact, resolve_recorded
 from riotvit.join.features import BandNorm, MetaScaler, target_arrays
 from riotvit.join.samples import SamplesMeta, open_samples
 from riotvit.progress import Reporter
@@ -28,7 +28,6 @@ from riotvit.tile.tileset import TileSet
 from riotvit.train.bundle import (
     BACKGROUND,
     BUNDLE_FORMAT,
-    BUNDLE_FORMAT_VERSION,
     META,
     WEIGHTS,
     save_tensors,
@@ -36,6 +35,14 @@ from riotvit.train.bundle import (
 from riotvit.train.config import TrainConfig
 from riotvit.train.data import ChipBatcher
 from riotvit.train.evaluate import SplitScore, baseline_scores, score_split
+from riotvit.train.forecast import background_samples, run_signature
+from riotvit.train.forecast_train import (
+    ensemble_meta,
+    reliability_figure,
+    run_forecast,
+    use_rolling,
+    write_members,
+)
 from riotvit.train.inputs import check_inputs
 from riotvit.train.loop import FitResult, fit, predict_outputs
 from riotvit.train.meta import BundleMeta
@@ -95,12 +102,6 @@ class SplitRun:
     background: dict[str, Any] | None
 
 
-def _signature(cfg: TrainConfig, ts: TileSet, samples_sha: str, split_name: str) -> str:
-    payload = {"cfg": cfg.model_dump(mode="json"), "tileset": ts.info.signature, "samples": samples_sha,
-               "split": split_name, "v": BUNDLE_FORMAT_VERSION}
-    return json_sha256(payload, 16)
-
-
 def load_inputs(tileset: str | Path, samples: str | Path, cfg: TrainConfig) -> TrainInputs:
     """Open and check the tile set and samples table; pick the features and the main split.
 
@@ -145,30 +146,17 @@ def train_split(inp: TrainInputs, sp: Split, tag: str, save_dir: Path, cfg: Trai
     batcher = ChipBatcher(inp.ts, df["chip_index"].to_numpy(), meta, inp.targets, inp.norm, dev, cfg.model.img_size,
                           cfg.data.cache)
     try:
-        sig = _signature(cfg, inp.ts, inp.samples_sha, tag)
+        sig = run_signature(cfg, inp.ts, inp.samples_sha, tag)
         save_dir.mkdir(parents=True, exist_ok=True)
         fr = fit(model, loss_fn, batcher, np.flatnonzero(sp.train), np.flatnonzero(sp.val), inp.riot, cfg, save_dir,
                  sig, bf16=dc.bf16, compiled=compiled, reporter=rep)
         raw_val = predict_outputs(model, batcher, np.flatnonzero(sp.val), cfg.data.eval_batch_size, dc.bf16)
         raw_test = predict_outputs(model, batcher, np.flatnonzero(sp.test), cfg.data.eval_batch_size, dc.bf16)
         score = score_split(sp, raw_val, raw_test, df, inp.type_cols, cfg.eval.calibration, cfg.eval.threshold)
-        bg = _background(batcher, sp, cfg) if cfg.eval.background_samples else None
+        bg = background_samples(batcher, sp, cfg) if cfg.eval.background_samples else None
     finally:
         batcher.close()
     return SplitRun(model, scaler, fr, score, bg)
-
-
-def _background(batcher: ChipBatcher, sp: Split, cfg: TrainConfig) -> dict[str, Any]:
-    """Training crops kept in the bundle as the background of explanations."""
-    import torch
-
-    rng = np.random.default_rng(cfg.seed)
-    rows = np.sort(rng.choice(np.flatnonzero(sp.train), min(cfg.eval.background_samples, int(sp.train.sum())),
-                              replace=False))
-    b = next(iter(batcher.iterate([rows], train=False)))
-    return {"image": b.image.float().cpu(),
-            "meta": (b.meta.float().cpu() if b.meta is not None else torch.zeros(rows.size, 0)),
-            "rows": torch.from_numpy(rows)}
 
 
 def cross_validate(inp: TrainInputs, work: Path, cfg: TrainConfig, dc: DeviceChoice,
@@ -270,6 +258,32 @@ def write_bundle(work: Path, run: SplitRun, table: MetricsTable, meta: BundleMet
         shutil.rmtree(d, ignore_errors=True)
 
 
+def write_forecast_bundle(work: Path, inp: TrainInputs, report, members: list, cfg: TrainConfig, dc: DeviceChoice,
+                          out: Path) -> FitResult:
+    """The rolling-origin bundle: the ensemble's weights, the forecast report, plots and the model card."""
+    m0 = members[0]
+    score = SplitScore(m0.split.name, {}, m0.calibrator, m0.threshold, {})
+    meta = bundle_meta(inp, SplitRun(m0.model, m0.scaler, m0.fit, score, None), report, cfg, dc, out)
+    meta = meta.model_copy(update={
+        "split": type(meta.split).model_validate({"name": m0.split.name, "test_fold": m0.split.test_fold,
+                                                  "val_fold": m0.split.val_fold, **m0.split.sizes()}),
+        "forecast": ensemble_meta(members, report)})
+    report.write(work)
+    reliability_figure(work, report, members, inp.df)
+    m0.fit.history.to_csv(work / "history.csv", index=False)
+    if len(m0.fit.history):
+        training_curves(m0.fit.history, work / "history.png")
+    meta = meta.model_copy(update={"checksums": write_members(work, members)})
+    meta = meta.model_copy(update={"signature": meta.compute_signature()})
+    meta.write(work / META)
+    write_model_card(work, meta, report)
+    for f in work.glob("checkpoint.*"):
+        f.unlink()
+    for d in work.glob("cv*"):
+        shutil.rmtree(d, ignore_errors=True)
+    return m0.fit
+
+
 def train(
     tileset: str | Path,
     samples: str | Path,
@@ -300,12 +314,16 @@ def train(
     split = inp.split
     # an interrupted run resumes from the checkpoints in out.partial, unless it replaces a finished bundle
     with atomic_dir(st.out, overwrite=overwrite, resume=not (overwrite and st.out.exists())) as work:
-        rep.log(f"training on {int(split.train.sum())} crops, validating on {int(split.val.sum())}, "
-                f"testing on {int(split.test.sum())} (held-out spatial block fold {split.test_fold}) on {dc.device}"
-                + (" with bf16" if dc.bf16 else "") + (" + torch.compile" if dc.compile else ""))
-        main = train_split(inp, split, "main", work, cfg, dc, rep)
-        table = metrics_table(inp, main, cross_validate(inp, work, cfg, dc, rep), cfg)
-        write_bundle(work, main, table, bundle_meta(inp, main, table, cfg, dc, st.out))
-    fr = main.fit
+        if use_rolling(inp, cfg):
+            table, members = run_forecast(inp, work, cfg, dc, rep)
+            fr = write_forecast_bundle(work, inp, table, members, cfg, dc, st.out)
+        else:
+            rep.log(f"training on {int(split.train.sum())} crops, validating on {int(split.val.sum())}, "
+                    f"testing on {int(split.test.sum())} (held-out spatial block fold {split.test_fold}) on {dc.device}"
+                    + (" with bf16" if dc.bf16 else "") + (" + torch.compile" if dc.compile else ""))
+            main = train_split(inp, split, "main", work, cfg, dc, rep)
+            table = metrics_table(inp, main, cross_validate(inp, work, cfg, dc, rep), cfg)
+            write_bundle(work, main, table, bundle_meta(inp, main, table, cfg, dc, st.out))
+            fr = main.fit
     return TrainResult(st.out, table.to_dict(), table.to_markdown(), fr.best_epoch, len(fr.history), st.elapsed(),
                        fr.images_per_s, dc.device, fr.resumed_from, table)

@@ -80,7 +80,7 @@ def test_defaults_read_as_typed():
     from riotvit.tile.plan import TileConfig
 
     assert TileConfig.field_help("crop_m").endswith("[default: 672]")
-    assert SampleConfig.field_help("image_date").endswith("[default: 2022-06-15]")
+    assert SampleConfig.field_help("dates").endswith("[default: 2019-06-15,2020-06-15,2021-06-15,2022-06-15]")
     assert JoinConfig.field_help("riot_event_types").endswith("[default: Riots]")
     assert "[default" not in JoinConfig.field_help("census.extensive")  # an empty list: nothing to show
     assert "[default" not in TileConfig.field_help("stride_m")  # None: the description says what it means

@@ -422,7 +422,7 @@ simple("demo-size-zero", lambda w, d: ["demo", "--out", str(d / "demo"), "--size
 simple("sample-size-zero", lambda w, d: ["sample", "--out", str(d / "s"), "--size-km", "0"], "size")
 simple("sample-size-negative", lambda w, d: ["sample", "--out", str(d / "s"), "--size-km", "-3"], "size")
 simple("sample-size-huge", lambda w, d: ["sample", "--out", str(d / "s"), "--size-km", "100000"], "size")
-simple("sample-date-garbage", lambda w, d: ["sample", "--out", str(d / "s"), "--image-date", "June"], "date")
+simple("sample-date-garbage", lambda w, d: ["sample", "--out", str(d / "s"), "--dates", "June"], "date")
 simple("sample-out-is-a-file", lambda w, d: ["sample", "--out", str(text_file(d, "s", "mine"))], "s")
 simple("sample-config-unknown-key", lambda w, d: ["sample", "--out", str(d / "s"), "--config",
                                                   str(text_file(d, "c.yaml", "sizekm: 3\n"))], "sizekm")

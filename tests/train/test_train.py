@@ -59,7 +59,7 @@ def test_bundle_holds_everything_to_use_and_audit_the_model(run, world):
 
 def test_metrics_compare_with_both_baselines_on_the_same_rows(run):
     m = json.loads((run.path / "metrics.json").read_text())
-    assert set(m["models"]) == {"riotvit", "prevalence", "history_census"}
+    assert set(m["models"]) == {"riotvit", "prevalence", "persistence", "history_census"}
     split = next(iter(m["splits"]))
     rows = {model: m["splits"][split]["models"][model]["riot"] for model in m["models"]}
     assert len({r["n"] for r in rows.values()}) == 1 and len({r["n_pos"] for r in rows.values()}) == 1

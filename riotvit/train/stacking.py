@@ -1,0 +1,124 @@
+"""The image adds to history, never replaces it: stacking on the baseline's log-odds.
+
+The image model's riot logit ``z_img`` and the history + census baseline's log-odds ``z_base``
+are combined on validation crops (never trained on) as ``z = a z_img + b z_base + c`` (a
+two-input logistic regression). Whether the image helps is decided on the same crops by
+cross-fitted log-loss: stacked against the baseline alone (``z = b z_base + c``). When the image
+does not lower the log-loss, the stack drops it (``a = 0``) and says so: the forecast is then the
+baseline's, recalibrated, and nothing pretends otherwise.
+
+:func:`fit_dispersion` fits the negative-binomial dispersion of the count head on the same
+validation crops, for count intervals and CRPS.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from riotvit.train.calibration import logit
+
+SELECTED_STACK = "image + history"
+SELECTED_BASELINE = "history + census"
+
+
+def _lr(x: np.ndarray, y: np.ndarray):
+    from sklearn.linear_model import LogisticRegression
+
+    return LogisticRegression(C=100.0, max_iter=1000).fit(x, y)
+
+
+def _log_loss(y: np.ndarray, p: np.ndarray) -> float:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log(1 - p)))
+
+
+def crossfit_log_loss(x: np.ndarray, y: np.ndarray, k: int = 5, seed: int = 0) -> float:
+    """Log-loss of a logistic regression on ``x``, each crop scored by a fit without its fold."""
+    y = np.asarray(y, dtype=np.int64)
+    n_pos = int(y.sum())
+    k = min(k, n_pos, y.size - n_pos)
+    if k < 2:
+        return math.nan
+    from sklearn.model_selection import StratifiedKFold
+
+    p = np.empty(y.size)
+    for tr, te in StratifiedKFold(k, shuffle=True, random_state=seed).split(x, y):
+        p[te] = _lr(x[tr], y[tr]).predict_proba(x[te])[:, 1]
+    return _log_loss(y, p)
+
+
+@dataclass
+class Stacker:
+    """``z = a z_img + b z_base + c``, fitted on validation crops; ``selected`` says which model won."""
+
+    a: float = 0.0
+    b: float = 1.0
+    c: float = 0.0
+    selected: str = SELECTED_BASELINE
+    losses: dict[str, float] = field(default_factory=dict)
+    note: str = ""
+
+    @classmethod
+    def fit(cls, z_img: np.ndarray, p_base: np.ndarray, y: np.ndarray, seed: int = 0) -> Stacker:
+        """Fit both candidates on validation crops and keep the one with the lower cross-fitted log-loss."""
+        y = np.asarray(y, dtype=np.int64)
+        zb = logit(np.asarray(p_base, dtype=np.float64))
+        zi = np.asarray(z_img, dtype=np.float64)
+        if y.size < 10 or y.min() == y.max():
+            return cls(note=f"validation has {y.size} crops and {int(y.sum())} riots: too few to weigh the image; "
+                            "the baseline is used as it is")
+        both, base = np.column_stack([zi, zb]), zb[:, None]
+        losses = {SELECTED_STACK: crossfit_log_loss(both, y, seed=seed),
+                  SELECTED_BASELINE: crossfit_log_loss(base, y, seed=seed)}
+        use_image = math.isfinite(losses[SELECTED_STACK]) and losses[SELECTED_STACK] < losses[SELECTED_BASELINE]
+        m = _lr(both if use_image else base, y)
+        a, b = (float(m.coef_[0, 0]), float(m.coef_[0, 1])) if use_image else (0.0, float(m.coef_[0, 0]))
+        note = ("the image lowers the validation log-loss over history + census" if use_image else
+                "the image does not lower the validation log-loss over history + census: the forecast uses "
+                "history + census alone (recalibrated)")
+        return cls(a, b, float(m.intercept_[0]), SELECTED_STACK if use_image else SELECTED_BASELINE,
+                   {k: round(v, 6) for k, v in losses.items()}, note)
+
+    def logit(self, z_img: np.ndarray, p_base: np.ndarray) -> np.ndarray:
+        """The stacked riot log-odds."""
+        return self.a * np.asarray(z_img, dtype=np.float64) + self.b * logit(np.asarray(p_base, dtype=np.float64)) + self.c
+
+    @property
+    def uses_image(self) -> bool:
+        return self.selected == SELECTED_STACK
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"a": self.a, "b": self.b, "c": self.c, "selected": self.selected, "losses": self.losses,
+                "note": self.note}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Stacker:
+        return cls(float(d["a"]), float(d["b"]), float(d["c"]), str(d["selected"]), dict(d.get("losses", {})),
+                   str(d.get("note", "")))
+
+
+def fit_dispersion(y: np.ndarray, mu: np.ndarray) -> float:
+    """Negative-binomial dispersion ``alpha`` (variance = mu + alpha mu^2) by maximum likelihood
+    on a log grid; 0 means Poisson."""
+    from scipy.special import gammaln
+
+    y = np.asarray(y, dtype=np.float64)
+    mu = np.clip(np.asarray(mu, dtype=np.float64), 1e-6, None)
+    ok = np.isfinite(y) & np.isfinite(mu)
+    y, mu = y[ok], mu[ok]
+    if y.size < 10:
+        return 0.0
+
+    def ll(alpha: float) -> float:
+        if alpha <= 0:
+            return float(np.sum(y * np.log(mu) - mu - gammaln(y + 1)))
+        r = 1.0 / alpha
+        return float(np.sum(gammaln(y + r) - gammaln(r) - gammaln(y + 1) + r * np.log(r / (r + mu))
+                            + y * np.log(mu / (r + mu))))
+
+    grid = [0.0, *np.geomspace(1e-3, 50.0, 60)]
+    return float(max(grid, key=ll))
