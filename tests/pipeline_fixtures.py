@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from riotvit.join.census import CensusConfig
+from riotvit.join.events.acled import AcledConfig
 from riotvit.join.stage import JoinConfig, join
 from riotvit.synth import SampleConfig, generate_sample
 from riotvit.tile.plan import TileConfig
@@ -25,14 +26,16 @@ class World:
 
 def make_world(tmp: Path, size_km: float = 4.0, crop_px: int = 32, overlap: float | None = 0.5,
                block_m: float = 1344.0, buffer_m: float = 0.0, seed: int = 7,
-               history_event_types: list[str] | None = None, horizon_days: int = 365, all_dates: bool = False) -> World:
+               history_event_types: list[str] | None = None, horizon_days: int = 365, all_dates: bool = False,
+               exclude_geo_precision: tuple[int, ...] = (3,)) -> World:
     """The synthetic city tiled (its latest image, or with ``all_dates`` every date) and joined."""
     sample = generate_sample(tmp / "sample", SampleConfig(size_km=size_km, seed=seed)).path
     rasters = sorted(sample.glob("city_*.tif")) + [sample / "city.tif"] if all_dates else [sample / "city.tif"]
     tiles = tile(rasters, tmp / "tiles", TileConfig(crop_px=crop_px, overlap=overlap)).path
     samples = join(tiles, sample / "acled.csv", sample / "wards.gpkg", tmp / "samples.parquet",
                    JoinConfig(block_m=block_m, buffer_m=buffer_m, census=CENSUS,
-                                      history_event_types=history_event_types, horizon_days=horizon_days)).path
+                              history_event_types=history_event_types, horizon_days=horizon_days,
+                              acled=AcledConfig(exclude_geo_precision=list(exclude_geo_precision)))).path
     return World(sample, tiles, samples)
 
 

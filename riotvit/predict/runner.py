@@ -26,8 +26,8 @@ from riotvit.train.baselines import HistoryCensusBaseline
 from riotvit.train.bundle import Bundle
 from riotvit.train.calibration import calibrator_from_dict
 from riotvit.train.data import chips_to_tensor, normalise
-from riotvit.train.loop import autocast
 from riotvit.train.forecast_metrics import count_interval
+from riotvit.train.loop import autocast
 from riotvit.train.stacking import Stacker
 
 

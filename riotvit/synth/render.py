@@ -11,7 +11,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from riotvit.synth.city import BARE, CLASS_NAMES, FORMAL, INFORMAL, MARKET, ROAD, VEGETATION, WATER, smooth_noise
+from riotvit.synth.city import (
+    BARE,
+    CLASS_NAMES,
+    FORMAL,
+    INFORMAL,
+    MARKET,
+    ROAD,
+    VEGETATION,
+    WATER,
+    smooth_noise,
+)
 
 # materials: surface reflectance x 10000 in (blue, green, red, nir)
 MATERIALS = np.array(

@@ -12,10 +12,10 @@ from riotvit.errors import SamplesError
 from riotvit.train.origins import (
     check_split,
     forecast_origins,
+    forward_origins,
     rolling_split,
     rolling_splits,
     select_origins,
-    forward_origins,
     training_origins,
 )
 
