@@ -83,7 +83,7 @@ def _where(run: Path) -> None:
     look = [
         (run / "riotvit.qgs", "QGIS project: risk map, cells with SHAP drivers, drivers.tif over the imagery"),
         (run / "model" / "model_card.md", "model card: data, metrics against baselines, limits, intended use"),
-        (run / "model" / "metrics.md", "evaluation per held-out spatial fold, next to the baselines"),
+        (run / "model" / "metrics.md", "evaluation at the test origin (or per held-out spatial fold), next to the baselines"),
         (run / "model" / "history.png", "loss and validation AUPR per epoch"),
         (run / "model" / "reliability.png", "reliability diagram of the calibrated probabilities"),
         (run / "predict" / "shap_bar.png", "mean |SHAP| per driver"),

@@ -118,8 +118,9 @@ class ModelRunner:
                 zs.append(z)
             p = np.stack(ps)
             out.update(riot_probability=p.mean(0), uncertainty=p.std(0), riot_logit=np.stack(zs).mean(0))
-            views = np.stack([np.stack(r["riot"]) for r in res])
-            out["view_spread"] = (1 / (1 + np.exp(-views))).std(1).mean(0)
+            if self.tta > 1:
+                views = np.stack([np.stack(r["riot"]) for r in res])
+                out["view_spread"] = (1 / (1 + np.exp(-views))).std(1).mean(0)
         for name, key in (("event_count", "expected_events"), ("fatalities", "expected_fatalities"),
                           ("type_counts", "type_counts")):
             if name in res[0]:
