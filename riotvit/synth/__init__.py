@@ -32,9 +32,10 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field, field_validator
 
+import riotvit.synth.files as files
+import riotvit.synth.timeline as timeline
 from riotvit.config import StrictModel
 from riotvit.io import atomic_dir, file_sha256, refuse_existing
-from riotvit.synth import files, timeline
 from riotvit.synth.city import CLASS_NAMES, build_layout
 from riotvit.synth.events import draw_events
 from riotvit.synth.render import Renderer

@@ -21,11 +21,41 @@ import numpy as np
 import shapely
 from scipy import ndimage
 
-from riotvit.synth import timeline
-
-# land-cover classes
-WATER, VEGETATION, BARE, FORMAL, INFORMAL, MARKET, INDUSTRIAL, ROAD = range(8)
-CLASS_NAMES = ["water", "vegetation", "bare", "formal", "informal", "market", "industrial", "road"]
+from riotvit.synth.timeline import (  # the land-cover classes live with the timeline that changes them
+    BARE as BARE,
+)
+from riotvit.synth.timeline import (
+    CLASS_NAMES as CLASS_NAMES,
+)
+from riotvit.synth.timeline import (
+    FORMAL as FORMAL,
+)
+from riotvit.synth.timeline import (
+    INDUSTRIAL as INDUSTRIAL,
+)
+from riotvit.synth.timeline import (
+    INFORMAL as INFORMAL,
+)
+from riotvit.synth.timeline import (
+    MARKET as MARKET,
+)
+from riotvit.synth.timeline import (
+    ROAD as ROAD,
+)
+from riotvit.synth.timeline import (
+    VEGETATION as VEGETATION,
+)
+from riotvit.synth.timeline import (
+    WATER as WATER,
+)
+from riotvit.synth.timeline import (
+    market_dates,
+    road_date,
+    settlement_dates,
+)
+from riotvit.synth.timeline import (
+    window as window,
+)
 
 
 @dataclass
@@ -125,7 +155,7 @@ def build_layout(rng: np.random.Generator, n_px: int, gsd: float, n_dates: int =
     # informal settlements: irregular blobs at the urban fringe, appearing and growing over the dates
     patches: list[Patch] = []
     n_inf = max(4, int(round(14 * (size / 12096) ** 2)))
-    appear, growth = timeline.settlement_dates(rng, n_inf, n_dates)
+    appear, growth = settlement_dates(rng, n_inf, n_dates)
     for i in range(n_inf):
         rr = radius * rng.uniform(0.3, 1.0)
         th = rng.uniform(-np.pi, np.pi)
@@ -149,7 +179,7 @@ def build_layout(rng: np.random.Generator, n_px: int, gsd: float, n_dates: int =
     lines.append(shapely.Point(cx, cy).buffer(0.55 * radius, quad_segs=32).exterior)
     lines += [_cross_town(rng, cx, cy, radius) for _ in range(2)]
     new_line = _cross_town(rng, cx, cy, radius)
-    road_index = timeline.road_date(rng, n_dates)
+    road_index = road_date(rng, n_dates)
     junctions = _junctions(lines, size)
     new_junctions = np.zeros((0, 2))
     if road_index is not None:
@@ -166,7 +196,7 @@ def build_layout(rng: np.random.Generator, n_px: int, gsd: float, n_dates: int =
         p = roads_now[i].interpolate(rng.uniform(0.1, 0.9), normalized=True)
         sites.append((np.array([p.x, p.y]) + rng.uniform(-40, 40, 2), road_index if i == len(lines) else 0))
     kept = [(s, k0) for s, k0 in sites if 0 < s[0] < size and 0 < s[1] < size and urban[int(s[1] / gsd), int(s[0] / gsd)] >= 0.3]
-    m_appear, m_close = timeline.market_dates(rng, [k0 for _, k0 in kept], n_dates)
+    m_appear, m_close = market_dates(rng, [k0 for _, k0 in kept], n_dates)
     for (s, _), a, c in zip(kept, m_appear, m_close):
         patches.append(Patch("market", float(s[0]), float(s[1]), rng.uniform(90, 200), int(a), None if c < 0 else int(c)))
 
@@ -178,13 +208,6 @@ def build_layout(rng: np.random.Generator, n_px: int, gsd: float, n_dates: int =
         road_index=road_index, blob_noise=blob_noise, junctions=np.vstack([junctions, new_junctions]),
         junction_appear=np.r_[np.zeros(len(junctions), int), np.full(len(new_junctions), road_index or 0, int)],
         gsd=gsd, n_dates=n_dates, patches=patches, centre=(cx, cy))
-
-
-def window(x: float, y: float, r: float, gsd: float, h: int, w: int) -> tuple[slice, slice]:
-    """Pixel window around a point (image frame), clipped to the image."""
-    c0, c1 = max(int((x - r) / gsd), 0), min(int((x + r) / gsd) + 1, w)
-    r0, r1 = max(int((y - r) / gsd), 0), min(int((y + r) / gsd) + 1, h)
-    return slice(r0, max(r1, r0)), slice(c0, max(c1, c0))
 
 
 def _junctions(lines: list[shapely.LineString], size: float, keep: list | None = None) -> np.ndarray:

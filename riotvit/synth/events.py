@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
+import riotvit.synth.timeline as timeline
 from riotvit.join.events.vocab import ACLED_COLUMNS
-from riotvit.synth import timeline
 from riotvit.synth.city import CityLayout
 
 COUNTRY, ISO, REGION = "Synthland", 999, "Eastern Africa"

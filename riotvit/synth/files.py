@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from riotvit.synth import truth as truth_module
+import riotvit.synth.truth as truth_module
 
 GSD = 3.0
 

@@ -21,6 +21,18 @@ import numpy as np
 if TYPE_CHECKING:
     from riotvit.synth.city import CityLayout, Patch
 
+# land-cover classes
+WATER, VEGETATION, BARE, FORMAL, INFORMAL, MARKET, INDUSTRIAL, ROAD = range(8)
+CLASS_NAMES = ["water", "vegetation", "bare", "formal", "informal", "market", "industrial", "road"]
+
+
+def window(x: float, y: float, r: float, gsd: float, h: int, w: int) -> tuple[slice, slice]:
+    """Pixel window around a point (image frame), clipped to the image."""
+    c0, c1 = max(int((x - r) / gsd), 0), min(int((x + r) / gsd) + 1, w)
+    r0, r1 = max(int((y - r) / gsd), 0), min(int((y + r) / gsd) + 1, h)
+    return slice(r0, max(r1, r0)), slice(c0, max(c1, c0))
+
+
 OLD_SHARE = 0.45       # share of markets and settlements already there before the first date
 CLOSE_SHARE = 0.125    # share of markets open before the last date that close at a later date
 
@@ -62,8 +74,6 @@ def market_dates(rng: np.random.Generator, earliest: list[int | None], n_dates: 
 
 def landcover_at(layout: CityLayout, k: int) -> np.ndarray:
     """(H, W) uint8 land cover at date index ``k``: what is open then, settlements at their size then."""
-    from riotvit.synth.city import INFORMAL, MARKET, ROAD, WATER, window
-
     lc = layout.base.copy()
     h, w = lc.shape
     xm = (np.arange(w, dtype=np.float32) + 0.5) * layout.gsd

@@ -16,7 +16,7 @@ from riotvit.train.baselines import HistoryCensusBaseline, evaluate_baselines
 from riotvit.train.bundle import Bundle
 from riotvit.train.calibration import Calibrator, calibrator_from_dict, fit_calibrator
 from riotvit.train.data import ChipBatcher
-from riotvit.train.forecast import Member, OriginForecast, member_forecasts
+from riotvit.train.forecast import Member, OriginForecast, add_image_free, member_forecasts
 from riotvit.train.forecast_report import ForecastReport
 from riotvit.train.inputs import check_inputs
 from riotvit.train.loop import predict_outputs
@@ -112,6 +112,8 @@ def evaluate_forecast(b: Bundle, ts: TileSet, df: pd.DataFrame, device: str = "c
                                   threshold=float(m["threshold"]), rows=rows, pred=pred))
     finally:
         batcher.close()
+    add_image_free(members, df, meta, int(bm.config["model"]["meta_hidden"]), int(bm.config["seed"]),
+                   bm.config["eval"]["calibration"])
     report = ForecastReport(int(fc["lead_days"]), int(fc["horizon_days"]))
     report.add_origin(OriginForecast.pool(members), df)
     report.selected = {"model": fc["selected"], "why": fc["why"]}

@@ -30,6 +30,7 @@ from riotvit.train.config import TrainConfig
 from riotvit.train.data import ChipBatcher
 from riotvit.train.loop import FitResult, fit, predict_outputs
 from riotvit.train.meta import BUNDLE_FORMAT_VERSION
+from riotvit.train.metaonly import fit_meta_only, meta_only_logits
 from riotvit.train.metrics import choose_threshold
 from riotvit.train.models import create_model
 from riotvit.train.models.losses import MultiTaskLoss
@@ -242,3 +243,21 @@ def randomized_pit(y: np.ndarray, mu: np.ndarray, alpha: float = 0.0, seed: int 
         dist = stats.poisson(mu)
     hi, lo = dist.cdf(y), np.where(y > 0, dist.cdf(y - 1), 0.0)
     return lo + np.random.default_rng(seed).uniform(size=y.size) * (hi - lo)
+
+
+def add_image_free(members: list[Member], df: pd.DataFrame, meta: np.ndarray | None, hidden: int, seed: int,
+                   calibration: str) -> None:
+    """Train the image-free riotvit on each member's rows and add its calibrated forecast as ``p_meta``.
+
+    Calibrated like the others, on the members' pooled validation crops. Deterministic for a seed,
+    so :func:`riotvit.train.evaluate.evaluate_forecast` retrains it rather than storing it.
+    """
+    if meta is None or meta.shape[1] == 0:
+        return
+    y = df["riot"].to_numpy().astype(np.float32)
+    models = [fit_meta_only(meta, y, m.split.train, m.split.val, hidden, seed) for m in members]
+    z_val = np.concatenate([meta_only_logits(mo, meta, np.flatnonzero(m.split.val)) for mo, m in zip(models, members)])
+    y_val = np.concatenate([y[m.split.val] for m in members])
+    cal = fit_calibrator(calibration, z_val, y_val)
+    for mo, m in zip(models, members):
+        m.pred["p_meta"] = cal.transform(meta_only_logits(mo, meta, m.rows))

@@ -9,8 +9,9 @@ Scopes at each test origin ``t``:
   where history has nothing to say and only the image can see a new market or settlement.
 
 Models: ``riotvit`` (the shipped forecast: image stacked on history + census, calibrated),
-``image only`` (the image model alone, calibrated), ``history + census``, ``persistence`` and
-``prevalence``. Where riotvit loses to a baseline, :meth:`ForecastReport.verdicts` says so.
+``image only`` (the image model alone, calibrated), ``image-free riotvit`` (riotvit's metadata
+branch and riot head without the image, :mod:`riotvit.train.metaonly`), ``history + census``,
+``persistence`` and ``prevalence``. Where riotvit loses to a baseline, :meth:`ForecastReport.verdicts` says so.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from riotvit.io import write_json
+from riotvit.io import atomic_file, write_json
 from riotvit.train.forecast import (
     OriginForecast,
     persistence_forecast,
@@ -40,7 +41,7 @@ from riotvit.train.forecast_metrics import (
 from riotvit.train.report import jsonable as to_jsonable
 
 PROTOCOL = "rolling-origin x spatial blocks"
-MODELS = ("riotvit", "image only", "history + census", "persistence", "prevalence")
+MODELS = ("riotvit", "image only", "image-free riotvit", "history + census", "persistence", "prevalence")
 BASELINES = ("history + census", "persistence", "prevalence")
 COLUMNS = (("aupr", "AUPR"), ("auroc", "AUROC"), ("brier", "Brier"), ("bss_persistence", "BSS pers."),
            ("bss_climatology", "BSS clim."), ("ece", "ECE"), ("count_mae", "count MAE"), ("crps", "CRPS"))
@@ -94,6 +95,8 @@ class ForecastReport:
         ):
             preds = {"riotvit": (src["p"], src["mu"], of.dispersion), "image only": (src["p_image"], src["mu"], of.dispersion),
                      "history + census": (src["p_base"], src["mu_base"], None), "prevalence": (cp, cmu, None)}
+            if "p_meta" in src:
+                preds["image-free riotvit"] = (src["p_meta"], src["mu_base"], None)
             if pp is not None:
                 preds["persistence"] = (pp, pmu, None)
             for sub, mask in ((scope, np.ones(rows.size, dtype=bool)), (f"{scope} / onset", onset)):
@@ -200,8 +203,6 @@ class ForecastReport:
 
     def write(self, run_dir: Path) -> None:
         write_json(Path(run_dir) / "metrics.json", self.to_dict())
-        from riotvit.io import atomic_file
-
         with atomic_file(Path(run_dir) / "metrics.md") as tmp:
             tmp.write_text(self.to_markdown())
 

@@ -17,11 +17,19 @@ from riotvit.device import DeviceChoice
 from riotvit.io import file_sha256
 from riotvit.join.features import MetaScaler
 from riotvit.progress import Reporter
-from riotvit.train.bundle import BACKGROUND, WEIGHTS, save_tensors
+from riotvit.train.bundle import BACKGROUND, BUNDLE_FORMAT, WEIGHTS, save_tensors
 from riotvit.train.config import TrainConfig
-from riotvit.train.forecast import Member, OriginForecast, fit_forecasters, train_member
+from riotvit.train.forecast import (
+    Member,
+    OriginForecast,
+    add_image_free,
+    fit_forecasters,
+    train_member,
+)
+from riotvit.train.forecast_metrics import reliability_bins
 from riotvit.train.forecast_report import PROTOCOL, ForecastReport
 from riotvit.train.origins import forecast_origins, forward_origins, rolling_splits, row_dates
+from riotvit.train.plots import reliability_diagram
 
 MEMBERS_DIR = "members"
 
@@ -54,6 +62,8 @@ def run_forecast(inp, work: Path, cfg: TrainConfig, dc: DeviceChoice, rep: Repor
                                 rep, lead, horizon, background=last and i == 0, scaler=scaler)
                    for i, sp in enumerate(sps)]
         fit_forecasters(members, inp.df, cfg, rep)
+        add_image_free(members, inp.df, scaler.transform(inp.df) if inp.features else None, cfg.model.meta_hidden,
+                       cfg.seed, cfg.eval.calibration)
         report.add_origin(OriginForecast.pool(members), inp.df)
     st = members[0].stacker
     report.selected = {"model": st.selected, "why": st.note, "validation_log_loss": st.losses,
@@ -78,8 +88,6 @@ def ensemble_meta(members: list[Member], report: ForecastReport) -> dict[str, An
 
 def write_members(work: Path, members: list[Member]) -> dict[str, str]:
     """Weights of every member (the first as ``model.safetensors``) and the background; their checksums."""
-    from riotvit.train.bundle import BUNDLE_FORMAT
-
     (work / MEMBERS_DIR).mkdir(exist_ok=True)
     files = []
     for i, m in enumerate(members):
@@ -95,9 +103,6 @@ def write_members(work: Path, members: list[Member]) -> dict[str, str]:
 
 def reliability_figure(work: Path, report: ForecastReport, members: list[Member], df) -> None:
     """``reliability.png``: the last origin's held-out forecasts of riotvit and history + census."""
-    from riotvit.train.forecast_metrics import reliability_bins
-    from riotvit.train.plots import reliability_diagram
-
     of = OriginForecast.pool(members)
     y = df["riot"].to_numpy()[of.rows]
     bins = {"riotvit": reliability_bins(y, of.heldout["p"], strategy="quantile", min_count=30),

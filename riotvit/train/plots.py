@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from riotvit.io import atomic_file
+from riotvit.train.forecast_metrics import wilson_interval
 
 DPI = 100
 """Pixels per inch of every PNG."""
@@ -63,8 +64,6 @@ def reliability_diagram(
     Returns:
         ``path``.
     """
-    from riotvit.train.forecast_metrics import wilson_interval
-
     fig = _figure(size)
     ax = fig.subplots()
     ax.plot([0, 1], [0, 1], ls="--", color="black", lw=1, label="perfect calibration")

@@ -54,17 +54,20 @@ def test_demo_runs_every_stage_into_one_folder(demo_run):
 
 
 def test_demo_metrics_beat_the_prevalence_baseline(demo_run):
+    """The demo tests forward in time: trained on 2019-2021, scored at 2022 next to every baseline."""
     run, _ = demo_run
     m = json.loads((run / "model" / "metrics.json").read_text())
-    assert len(m["splits"]) == 5
-    s = m["summary"]["spatial"]
-    vit, prev = s["riotvit"]["riot"]["aupr"]["mean"], s["prevalence"]["riot"]["aupr"]["mean"]
-    assert 0 < prev < vit <= 1
-    assert "history_census" in s
+    assert m["protocol"]["name"] == "rolling-origin x spatial blocks" and m["protocol"]["horizon_days"] == 365
+    (origin,) = m["protocol"]["origins"]
+    assert origin["origin"] == "2022-06-15" and origin["train_origins"] == ["2019-06-15", "2020-06-15", "2021-06-15"]
+    held = m["scores"]["2022-06-15"]["held-out blocks"]
+    assert {"riotvit", "history + census", "persistence", "prevalence"} <= set(held)
+    assert 0 < held["prevalence"]["aupr"] < held["riotvit"]["aupr"] <= 1
+    assert held["riotvit"]["n"] == held["persistence"]["n"] == origin["n_crops"]  # the same crops
     ev = json.loads((run / "evaluation" / "metrics.json").read_text())
-    assert len(ev["splits"]) == 1  # the final model, re-scored on its held-out blocks
+    assert ev["scores"]["2022-06-15"]["held-out blocks"]["riotvit"]["aupr"] == pytest.approx(held["riotvit"]["aupr"])
     card = (run / "model" / "model_card.md").read_text()
-    for words in ("Intended use", "never", "ACLED", "2022-06-15", "fold"):
+    for words in ("Intended use", "never", "ACLED", "2022-06-15", "rolling-origin x spatial blocks", "persistence"):
         assert words in card
 
 

@@ -43,7 +43,10 @@ def test_bundle_holds_everything_to_use_and_audit_the_model(run, world):
     assert len(m["features"]["names"]) == 42 and m["features"]["names"][0].startswith("census_")
     assert "census_coverage" not in m["features"]["names"]  # a data-quality column, not a driver
     assert m["targets"]["heads"] == ["riot", "event_count", "fatalities", "crowd_size", "type_counts"]
-    assert m["calibration"]["method"] == "temperature" and 0 < m["threshold"] < 1
+    cal = m["calibration"]  # calibration: auto picks by cross-fitted validation log-loss, or says why it could not
+    assert cal["method"] in ("temperature", "platt", "isotonic") and cal["chosen_by"].startswith("validation log-loss") \
+        or cal["method"] == "none" and cal["note"]
+    assert 0 < m["threshold"] < 1
     assert m["grid"]["crop_m"] == 672 and m["provenance"]["tileset"]["signature"]
     model = b.load_model()
     assert sum(p.numel() for p in model.parameters()) == m["model"]["params_total"]
