@@ -42,7 +42,7 @@ from riotvit.train.report import jsonable as to_jsonable
 
 PROTOCOL = "rolling-origin x spatial blocks"
 MODELS = ("riotvit", "image only", "image-free riotvit", "history + census", "persistence", "prevalence")
-BASELINES = ("history + census", "persistence", "prevalence")
+BASELINES = ("history + census", "image-free riotvit", "persistence", "prevalence")
 COLUMNS = (("aupr", "AUPR"), ("auroc", "AUROC"), ("brier", "Brier"), ("bss_persistence", "BSS pers."),
            ("bss_climatology", "BSS clim."), ("ece", "ECE"), ("count_mae", "count MAE"), ("crps", "CRPS"))
 
