@@ -12,6 +12,7 @@ the tables live in :mod:`riotvit.train.forecast_report`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,18 +103,15 @@ def member_forecasts(raw: dict[str, np.ndarray], p_base: np.ndarray, mu_base: np
     return out
 
 
-def train_member(inp, split: Split, tag: str, save_dir: Path, cfg: TrainConfig, dc: DeviceChoice, rep: Reporter,
-                 lead_days: int, horizon_days: int, background: bool = False,
-                 scaler: MetaScaler | None = None) -> Member:
-    """Train one rolling-origin split and predict its validation rows and every crop at its test
-    origin (``inp``: :class:`TrainInputs`); :func:`fit_forecasters` then stacks and calibrates.
+def train_on_split(inp, split: Split, tag: str, save_dir: Path, cfg: TrainConfig, dc: DeviceChoice, rep: Reporter,
+                   scaler: MetaScaler | None, then: Callable[[Any, ChipBatcher], Any]) -> tuple[Any, MetaScaler, FitResult, Any]:
+    """Fit riotvit on ``split.train`` (early stopping on ``split.val``, resuming from ``save_dir``).
 
-    ``scaler``: the metadata scaler shared by the members of an origin (default: fitted on this
-    split's training rows).
+    ``then(model, batcher)`` runs before the chip batcher closes (predictions, background).
+    Returns ``(model, scaler, fit result, then's result)``.
     """
     import torch
 
-    check_split(inp.df, split, lead_days, horizon_days)
     dev = torch.device(dc.device)
     df, features = inp.df, inp.features
     scaler = scaler or MetaScaler.fit(df[split.train], features)
@@ -124,16 +122,34 @@ def train_member(inp, split: Split, tag: str, save_dir: Path, cfg: TrainConfig, 
     compiled = torch.compile(model) if dc.compile else None
     batcher = ChipBatcher(inp.ts, df["chip_index"].to_numpy(), meta, inp.targets, inp.norm, dev, cfg.model.img_size,
                           cfg.data.cache)
-    rows = np.flatnonzero(split.test_all)
     try:
         save_dir.mkdir(parents=True, exist_ok=True)
         fr = fit(model, loss_fn, batcher, np.flatnonzero(split.train), np.flatnonzero(split.val), inp.riot, cfg,
                  save_dir, run_signature(cfg, inp.ts, inp.samples_sha, tag), bf16=dc.bf16, compiled=compiled, reporter=rep)
-        raw_val = predict_outputs(model, batcher, np.flatnonzero(split.val), cfg.data.eval_batch_size, dc.bf16)
-        raw = predict_outputs(model, batcher, rows, cfg.data.eval_batch_size, dc.bf16)
-        bg = background_samples(batcher, split, cfg) if background and cfg.eval.background_samples else None
+        return model, scaler, fr, then(model, batcher)
     finally:
         batcher.close()
+
+
+def train_member(inp, split: Split, tag: str, save_dir: Path, cfg: TrainConfig, dc: DeviceChoice, rep: Reporter,
+                 lead_days: int, horizon_days: int, background: bool = False,
+                 scaler: MetaScaler | None = None) -> Member:
+    """Train one rolling-origin split and predict its validation rows and every crop at its test
+    origin (``inp``: :class:`TrainInputs`); :func:`fit_forecasters` then stacks and calibrates.
+
+    ``scaler``: the metadata scaler shared by the members of an origin (default: fitted on this
+    split's training rows).
+    """
+    check_split(inp.df, split, lead_days, horizon_days)
+    rows = np.flatnonzero(split.test_all)
+
+    def predict(model, batcher):
+        return (predict_outputs(model, batcher, np.flatnonzero(split.val), cfg.data.eval_batch_size, dc.bf16),
+                predict_outputs(model, batcher, rows, cfg.data.eval_batch_size, dc.bf16),
+                background_samples(batcher, split, cfg) if background and cfg.eval.background_samples else None)
+
+    model, scaler, fr, (raw_val, raw, bg) = train_on_split(inp, split, tag, save_dir, cfg, dc, rep, scaler, predict)
+    df, features = inp.df, inp.features
     base = HistoryCensusBaseline("logistic", features=features or None, random_state=cfg.seed).fit(df[split.train])
     return Member(split, model, scaler, fr, base, rows=rows, raw=raw, raw_val=raw_val, background=bg)
 

@@ -33,9 +33,8 @@ from riotvit.train.bundle import (
     save_tensors,
 )
 from riotvit.train.config import TrainConfig
-from riotvit.train.data import ChipBatcher
 from riotvit.train.evaluate import SplitScore, baseline_scores, score_split
-from riotvit.train.forecast import background_samples, run_signature
+from riotvit.train.forecast import background_samples, train_on_split
 from riotvit.train.forecast_train import (
     ensemble_meta,
     reliability_figure,
@@ -44,10 +43,9 @@ from riotvit.train.forecast_train import (
     write_members,
 )
 from riotvit.train.inputs import check_inputs
-from riotvit.train.loop import FitResult, fit, predict_outputs
+from riotvit.train.loop import FitResult, predict_outputs
 from riotvit.train.meta import BundleMeta
-from riotvit.train.models import create_model, model_summary
-from riotvit.train.models.losses import MultiTaskLoss
+from riotvit.train.models import model_summary
 from riotvit.train.plots import training_curves
 from riotvit.train.report import (
     MetricsTable,
@@ -133,29 +131,14 @@ def load_inputs(tileset: str | Path, samples: str | Path, cfg: TrainConfig) -> T
 def train_split(inp: TrainInputs, sp: Split, tag: str, save_dir: Path, cfg: TrainConfig, dc: DeviceChoice,
                 rep: Reporter) -> SplitRun:
     """Train a model on one split (resuming from checkpoints in ``save_dir``) and score it."""
-    import torch
 
-    dev = torch.device(dc.device)
-    df, features = inp.df, inp.features
-    scaler = MetaScaler.fit(df[sp.train], features)
-    meta = scaler.transform(df) if features else None
-    torch.manual_seed(cfg.seed)
-    model = create_model(cfg.model, inp.ts.bands, n_meta=len(features), n_types=len(inp.type_cols)).to(dev)
-    loss_fn = MultiTaskLoss(cfg.model, cfg.loss, riot_labels=inp.riot[sp.train]).to(dev)
-    compiled = torch.compile(model) if dc.compile else None
-    batcher = ChipBatcher(inp.ts, df["chip_index"].to_numpy(), meta, inp.targets, inp.norm, dev, cfg.model.img_size,
-                          cfg.data.cache)
-    try:
-        sig = run_signature(cfg, inp.ts, inp.samples_sha, tag)
-        save_dir.mkdir(parents=True, exist_ok=True)
-        fr = fit(model, loss_fn, batcher, np.flatnonzero(sp.train), np.flatnonzero(sp.val), inp.riot, cfg, save_dir,
-                 sig, bf16=dc.bf16, compiled=compiled, reporter=rep)
+    def score(model, batcher):
         raw_val = predict_outputs(model, batcher, np.flatnonzero(sp.val), cfg.data.eval_batch_size, dc.bf16)
         raw_test = predict_outputs(model, batcher, np.flatnonzero(sp.test), cfg.data.eval_batch_size, dc.bf16)
-        score = score_split(sp, raw_val, raw_test, df, inp.type_cols, cfg.eval.calibration, cfg.eval.threshold)
-        bg = background_samples(batcher, sp, cfg) if cfg.eval.background_samples else None
-    finally:
-        batcher.close()
+        return (score_split(sp, raw_val, raw_test, inp.df, inp.type_cols, cfg.eval.calibration, cfg.eval.threshold),
+                background_samples(batcher, sp, cfg) if cfg.eval.background_samples else None)
+
+    model, scaler, fr, (score, bg) = train_on_split(inp, sp, tag, save_dir, cfg, dc, rep, None, score)
     return SplitRun(model, scaler, fr, score, bg)
 
 
@@ -240,15 +223,18 @@ def write_bundle(work: Path, run: SplitRun, table: MetricsTable, meta: BundleMet
     """Metrics, plots, history, weights, background, ``bundle.json`` and the model card; drop the checkpoints."""
     write_metrics(work, table)
     write_reliability_plots(work, table)
-    hist = run.fit.history
-    hist.to_csv(work / "history.csv", index=False)
-    if len(hist):
-        training_curves(hist, work / "history.png")
     save_tensors(work / WEIGHTS, run.model.state_dict(), metadata={"format": BUNDLE_FORMAT})
     if run.background is not None:
         save_tensors(work / BACKGROUND, run.background)
     sums = {f: file_sha256(work / f) for f in (WEIGHTS, BACKGROUND) if (work / f).is_file()}
-    meta = meta.model_copy(update={"checksums": sums})
+    finish_bundle(work, meta.model_copy(update={"checksums": sums}), table, run.fit.history)
+
+
+def finish_bundle(work: Path, meta: BundleMeta, table, history: pd.DataFrame) -> None:
+    """Training curves, the signed ``bundle.json`` and the model card; drop checkpoints and fold work folders."""
+    history.to_csv(work / "history.csv", index=False)
+    if len(history):
+        training_curves(history, work / "history.png")
     meta = meta.model_copy(update={"signature": meta.compute_signature()})
     meta.write(work / META)
     write_model_card(work, meta, table)
@@ -270,17 +256,7 @@ def write_forecast_bundle(work: Path, inp: TrainInputs, report, members: list, c
         "forecast": ensemble_meta(members, report)})
     report.write(work)
     reliability_figure(work, report, members, inp.df)
-    m0.fit.history.to_csv(work / "history.csv", index=False)
-    if len(m0.fit.history):
-        training_curves(m0.fit.history, work / "history.png")
-    meta = meta.model_copy(update={"checksums": write_members(work, members)})
-    meta = meta.model_copy(update={"signature": meta.compute_signature()})
-    meta.write(work / META)
-    write_model_card(work, meta, report)
-    for f in work.glob("checkpoint.*"):
-        f.unlink()
-    for d in work.glob("cv*"):
-        shutil.rmtree(d, ignore_errors=True)
+    finish_bundle(work, meta.model_copy(update={"checksums": write_members(work, members)}), report, m0.fit.history)
     return m0.fit
 
 
