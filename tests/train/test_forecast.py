@@ -52,7 +52,9 @@ def test_bundle_is_an_ensemble_tested_at_the_last_origin(forecast_run):
     for m in fc["members"]:
         assert m["train_origins"] == ["2019-06-15", "2020-06-15", "2021-06-15"]
         assert (res.path / m["weights"]).is_file() and m["weights"] in meta["checksums"]
-        assert set(m["baseline"]) >= {"features", "classifier"} or m["baseline"]
+        base = m["baseline"]  # the history + census baseline travels as JSON, and predicts again from it
+        assert base["kind"] == "logistic" and {"features", "classifier", "regressor", "prep"} <= set(base)
+        assert base["features"] == meta["features"]["names"]
     md = (res.path / "metrics.md").read_text()
     card = (res.path / "model_card.md").read_text()
     for text in (md, card):
