@@ -51,6 +51,23 @@ def chips_to_tensor(chips: np.ndarray, device: torch.device) -> torch.Tensor:
     return _to_float(_to_torch_int(np.ascontiguousarray(chips)).to(device), chips.dtype)
 
 
+def previous_chip_index(tiles) -> np.ndarray:
+    """For every chip, the chip of the same grid cell at the previous image date (itself at the first date).
+
+    Cells are matched by ``(col, row)`` of the tile set's grid; dates are ordered as written
+    (ISO strings or dates). This is what ``model.temporal`` shows the model next to each crop.
+    """
+    t = tiles[["col", "row", "date", "chip_index"]].sort_values(["col", "row", "date"], kind="stable")
+    ci = t["chip_index"].to_numpy(np.int64)
+    prev = np.roll(ci, 1)
+    same = (t["col"].to_numpy() == np.roll(t["col"].to_numpy(), 1)) & (t["row"].to_numpy() == np.roll(t["row"].to_numpy(), 1))
+    same[0] = False
+    prev = np.where(same, prev, ci)
+    out = np.arange(int(tiles["chip_index"].max()) + 1, dtype=np.int64)
+    out[ci] = prev
+    return out
+
+
 @dataclass
 class Batch:
     image: torch.Tensor  # (B, C, H, W) normalised float32
@@ -72,15 +89,20 @@ class ChipBatcher:
         input_px: model input size; chips are resized on the device when it differs.
         cache: "device" (load the used chips onto the device once), "none" (stream from disk),
             or "auto" (device when they fit in ``cache_limit_bytes``).
+        temporal: also give the same cell at the previous image date, as bands ``C..2C-1``
+            (:func:`previous_chip_index`), augmented with the same flip/rotation.
     """
 
     def __init__(
         self, tileset: TileSet, chip_index: np.ndarray, meta: np.ndarray | None, targets: dict[str, np.ndarray],
         norm: BandNorm, device: torch.device, input_px: int | None = None, cache: str = "auto",
-        cache_limit_bytes: int = 4 << 30,
+        cache_limit_bytes: int = 4 << 30, temporal: bool = False,
     ):
         self.ts = tileset
         self.chip_index = np.asarray(chip_index, dtype=np.int64)
+        self.indexes = [self.chip_index]  # one chip index per date shown, current first
+        if temporal:
+            self.indexes.append(previous_chip_index(tileset.tiles)[self.chip_index])
         self.meta = torch.from_numpy(meta) if meta is not None else None
         self.targets = {k: torch.from_numpy(np.array(v, dtype=np.float32)) for k, v in targets.items()}
         self.device = device
@@ -92,7 +114,7 @@ class ChipBatcher:
         self.std = torch.tensor(norm.std, dtype=torch.float32, device=device).view(1, -1, 1, 1)
         mi = tileset.tiles["mask_index"].to_numpy()
         self.mask_index = mi
-        uniq = np.unique(self.chip_index)
+        uniq = np.unique(np.concatenate(self.indexes))
         nbytes = uniq.size * c * h * w * self.np_dtype.itemsize
         if cache == "auto":
             cache = "device" if nbytes <= cache_limit_bytes else "none"
@@ -105,14 +127,16 @@ class ChipBatcher:
 
     def _load_cache(self, uniq: np.ndarray) -> None:
         chips, masks = self.ts.read(uniq)
-        self._slot = np.full(int(self.chip_index.max()) + 1, -1, dtype=np.int64)
+        self._slot = np.full(int(uniq.max()) + 1, -1, dtype=np.int64)
         self._slot[uniq] = np.arange(uniq.size)
         self._chips = _to_torch_int(chips).to(self.device)
         self._masks = torch.from_numpy(masks).to(self.device)
         self._slot_t = torch.from_numpy(self._slot).to(self.device)
 
-    def _read_host(self, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = self.chip_index[rows]
+    def _read_host(self, rows: np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        return [self._read_chips(index[rows]) for index in self.indexes]
+
+    def _read_chips(self, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         order = np.argsort(idx, kind="stable")
         with self._lock:
             chips, masks = self.ts.read(idx[order])
@@ -124,17 +148,22 @@ class ChipBatcher:
             c, m = c.pin_memory(), m.pin_memory()
         return c, m
 
-    def _assemble(self, rows: np.ndarray, host: tuple[torch.Tensor, torch.Tensor] | None, train: bool,
+    def _assemble(self, rows: np.ndarray, host: list[tuple[torch.Tensor, torch.Tensor]] | None, train: bool,
                   gen: torch.Generator | None, brightness: float) -> Batch:
         if self.cache == "device":
-            slots = self._slot_t[torch.from_numpy(self.chip_index[rows]).to(self.device)]
-            raw, valid = self._chips.index_select(0, slots), self._masks.index_select(0, slots)
+            pairs = []
+            for index in self.indexes:
+                slots = self._slot_t[torch.from_numpy(index[rows]).to(self.device)]
+                pairs.append((self._chips.index_select(0, slots), self._masks.index_select(0, slots)))
         else:
-            raw, valid = (t.to(self.device, non_blocking=True) for t in host)
-        x = _to_float(raw, self.np_dtype)
+            pairs = [tuple(t.to(self.device, non_blocking=True) for t in h) for h in host]
+        x = torch.cat([_to_float(raw, self.np_dtype) for raw, _ in pairs], dim=1)
+        valid = torch.stack([v for _, v in pairs], dim=1)  # (B, dates, H, W)
         if train:
             x, valid = augment(x, valid, gen, brightness)
-        x = normalise(x, valid, self.mean, self.std, self.input_px)
+        c = x.shape[1] // len(pairs)
+        x = torch.cat([normalise(x[:, i * c:(i + 1) * c], valid[:, i], self.mean, self.std, self.input_px)
+                       for i in range(len(pairs))], dim=1)
         r = torch.from_numpy(rows)
         meta = self.meta[r].to(self.device, non_blocking=True) if self.meta is not None else None
         targets = {k: v[r].to(self.device, non_blocking=True) for k, v in self.targets.items()}

@@ -121,7 +121,7 @@ def train_on_split(inp, split: Split, tag: str, save_dir: Path, cfg: TrainConfig
     loss_fn = MultiTaskLoss(cfg.model, cfg.loss, riot_labels=inp.riot[split.train]).to(dev)
     compiled = torch.compile(model) if dc.compile else None
     batcher = ChipBatcher(inp.ts, df["chip_index"].to_numpy(), meta, inp.targets, inp.norm, dev, cfg.model.img_size,
-                          cfg.data.cache)
+                          cfg.data.cache, temporal=cfg.model.temporal != "none")
     try:
         save_dir.mkdir(parents=True, exist_ok=True)
         fr = fit(model, loss_fn, batcher, np.flatnonzero(split.train), np.flatnonzero(split.val), inp.riot, cfg,

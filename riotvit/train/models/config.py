@@ -128,6 +128,12 @@ class ModelConfig(StrictModel):
         "metadata MLP embedding), 'film' (metadata scales/shifts the tokens), 'token' (metadata "
         "as extra tokens in the transformer), 'none' (image only).",
     )
+    temporal: Literal["none", "stack", "tokens"] = Field(
+        "none", description="Show the model the same crop at the previous image date too: 'none' "
+        "(one date), 'stack' (the previous date's bands as extra input channels), 'tokens' (a second "
+        "set of patch tokens from the previous date, each set with a learned time embedding, "
+        "ViT backbones only). The first date of a tile set is paired with itself (no change visible).",
+    )
     meta_hidden: int = Field(128, ge=1, description="Width of the metadata MLP.")
     meta_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout inside the metadata MLP.")
     meta_missing_rate: float = Field(

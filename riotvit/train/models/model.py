@@ -44,6 +44,7 @@ class RiotModel(nn.Module):
         self.backbone = backbone
         self.band_names = list(band_names)
         self.fusion = config.fusion
+        self.temporal = config.temporal
         self.n_meta = n_meta if config.fusion != "none" else 0
         self.n_types = n_types
         self.pretrained_report = None
@@ -58,7 +59,14 @@ class RiotModel(nn.Module):
                 f"model.fusion='{self.fusion}' needs a VisionTransformer backbone (it works on "
                 f"tokens), not '{config.backbone}'; use fusion: late or a vit_* backbone"
             )
+        if self.temporal == "tokens" and not is_vit(backbone):
+            raise ModelError(
+                f"model.temporal='tokens' needs a VisionTransformer backbone (it adds patch tokens), "
+                f"not '{config.backbone}'; use temporal: stack or a vit_* backbone"
+            )
         dim = backbone.num_features
+        # one learned embedding per date (current, previous), added to that date's patch tokens
+        self.time_embed = nn.Parameter(torch.randn(2, dim) * 0.02) if self.temporal == "tokens" else None
         self.meta_input = MissingAwareInput(n_meta, config.meta_missing_rate) if self.n_meta else None
         self.meta_mlp = (
             MetaMLP(n_meta, config.meta_hidden, config.meta_dropout)
@@ -90,26 +98,53 @@ class RiotModel(nn.Module):
             meta = torch.full((batch, self.n_meta), float("nan"), device=like.device)
         return self.meta_input(meta.float())
 
+    @property
+    def in_chans(self) -> int:
+        """Input channels: the bands, twice for ``temporal='stack'`` and ``'tokens'`` (current, previous)."""
+        return len(self.band_names) * (1 if self.temporal == "none" else 2)
+
     # -- timm structure -------------------------------------------------------------------
+    def _embed(self, image: torch.Tensor, cond: torch.Tensor | None) -> tuple[torch.Tensor, int]:
+        """Patch + position embedding (and FiLM after the embedding): (tokens, site index used next).
+
+        ``temporal='tokens'``: the image holds the current then the previous date's bands; each
+        is embedded by the same patch embedding, gets its time embedding, and the previous date's
+        patch tokens follow the current ones (prefix tokens once, from the current date).
+        """
+        b = self.backbone
+        film_embed = self.film is not None and self.config.film_after_embed
+        dates = image.chunk(2, dim=1) if self.temporal == "tokens" else (image,)
+        out = []
+        for i, img in enumerate(dates):
+            x = b.patch_embed(img)
+            if film_embed:
+                x = self.film(x, cond, 0)
+            x = b._pos_embed(x)
+            if self.time_embed is not None:
+                npf = b.num_prefix_tokens
+                x = torch.cat([x[:, :npf], x[:, npf:] + self.time_embed[i].to(x.dtype)], dim=1)
+                x = x if i == 0 else x[:, npf:]
+            out.append(x)
+        return torch.cat(out, dim=1) if len(out) > 1 else out[0], int(film_embed)
+
     def forward_features(self, image: torch.Tensor, meta: torch.Tensor | None = None) -> torch.Tensor:
         """Image tokens after the backbone (B, prefix + patches, D); meta used by film/token.
 
-        For ``late``/``none`` this is exactly ``backbone.forward_features(image)``.
+        For ``late``/``none`` fusion of one date this is exactly ``backbone.forward_features(image)``.
+        With ``temporal='tokens'`` the previous date's tokens join the sequence but only the current
+        date's are returned, so pooling and the heads see the same shape as without.
         """
-        if self.fusion in ("late", "none"):
+        if self.fusion in ("late", "none") and self.temporal != "tokens":
             return self.backbone.forward_features(image)
         b = self.backbone
-        filled, missing = self._meta(meta, image.shape[0], image)
-        cond = self.meta_mlp(filled, missing) if self.film is not None else None
-        site = 0
-        x = b.patch_embed(image)
-        if self.film is not None and self.config.film_after_embed:
-            x = self.film(x, cond, site)
-            site += 1
-        x = b._pos_embed(x)
+        cond, filled, missing = None, None, None
+        if self.film is not None or self.meta_tokenizer is not None:
+            filled, missing = self._meta(meta, image.shape[0], image)
+            cond = self.meta_mlp(filled, missing) if self.film is not None else None
+        x, site = self._embed(image, cond)
+        n_img = b.num_prefix_tokens + b.patch_embed.num_patches if self.temporal == "tokens" else x.shape[1]
         x = b.patch_drop(x)
         x = b.norm_pre(x)
-        n_img = x.shape[1]
         if self.meta_tokenizer is not None:
             x = torch.cat([x, self.meta_tokenizer(filled, missing).to(x.dtype)], dim=1)
         for i, blk in enumerate(b.blocks):
@@ -159,7 +194,7 @@ class RiotModel(nn.Module):
         grid = self.patch_grid
         if grid is None:
             return None
-        n = grid[0] * grid[1] + self.backbone.num_prefix_tokens
+        n = grid[0] * grid[1] * (2 if self.temporal == "tokens" else 1) + self.backbone.num_prefix_tokens
         return n + (self.meta_tokenizer.n_tokens if self.meta_tokenizer is not None else 0)
 
 
@@ -185,10 +220,13 @@ def create_model(
     """
     if not band_names:
         raise ModelError("create_model: no band names; the tile set must name its bands")
-    backbone = create_backbone(config, in_chans=len(band_names))
+    dates = 2 if config.temporal == "stack" else 1
+    backbone = create_backbone(config, in_chans=len(band_names) * dates)
     model = RiotModel(config, backbone, band_names, n_meta, n_types)
     if pretrained and config.pretrained_path:
-        model.pretrained_report = load_pretrained(model, config.pretrained_path, config.pretrained_bands)
+        # stacked dates: each date's bands get the pretrained kernels of their names
+        model.pretrained_report = load_pretrained(model, config.pretrained_path, config.pretrained_bands,
+                                                  band_names=list(band_names) * dates)
     model.frozen = freeze_backbone(backbone, config.freeze_blocks)
     return model
 
@@ -200,6 +238,7 @@ def model_summary(model: RiotModel) -> dict[str, Any]:
         "backbone": model.config.backbone,
         "bands": list(model.band_names),
         "fusion": model.fusion,
+        "temporal": model.temporal,
         "params_total": int(sum(p.numel() for p in params)),
         "params_trainable": int(sum(p.numel() for p in params if p.requires_grad)),
         "params_backbone": int(sum(p.numel() for p in model.backbone.parameters())),
