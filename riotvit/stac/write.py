@@ -125,6 +125,15 @@ def _classify(name: str) -> tuple[str, tuple[str, ...], str, str] | None:
     return None
 
 
+def _cell(pred_dir: Path) -> str:
+    """``672 m cell`` from run.json's grid (``cell`` when it does not say)."""
+    try:
+        grid = json.loads((pred_dir / "run.json").read_text(encoding="utf-8")).get("grid") or {}
+        return f"{float(grid['crop_m']):g} m cell"
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "cell"
+
+
 def _window_datetime(day: str, end: bool) -> dt.datetime:
     d = dt.date.fromisoformat(str(day)[:10])
     t = dt.time(23, 59, 59) if end else dt.time(0, 0, 0)
@@ -149,7 +158,7 @@ def build_prediction_item(pred_dir: Path, window: dict[str, Any], item_id: str):
         "start_datetime": pystac.utils.datetime_to_str(_window_datetime(window["start"], end=False)),
         "end_datetime": pystac.utils.datetime_to_str(_window_datetime(window["end"], end=True)),
         "title": f"riotvit riot risk: {label}",
-        "description": (f"Probability of at least one ACLED event of type {', '.join(types)} per 672 m cell from "
+        "description": (f"Probability of at least one ACLED event of type {', '.join(types)} per {_cell(pred_dir)} from "
                         f"{window['start']} to {window['end']} (inclusive), forecast as of {window.get('as_of')}."),
         "riotvit:as_of": window.get("as_of"),
         "riotvit:lead_days": window.get("lead_days"),

@@ -37,7 +37,7 @@ def _prediction(folder, *, window=WINDOW, extra=True):
              for r in range(6) for c in range(8)]
     gpd.GeoDataFrame({"riot_probability": data[0].ravel()}, geometry=cells, crs="EPSG:32646").to_file(
         folder / "cells.gpkg", layer="cells")
-    run = {"date": WINDOW["as_of"], "model": {"path": "../model"}}
+    run = {"date": WINDOW["as_of"], "model": {"path": "../model"}, "grid": {"crop_m": 672.0, "stride_m": 672.0}}
     if window is not None:
         run["window"] = window
     (folder / "run.json").write_text(json.dumps(run))
@@ -62,6 +62,7 @@ def test_catalog_validates_and_states_the_forecast_window(tmp_path):
     assert item.properties["end_datetime"] == "2024-12-30T23:59:59Z"
     assert item.properties["riotvit:as_of"] == "2024-01-01" and item.properties["riotvit:horizon_days"] == 365
     assert "P(≥ 1 riot or protest), 2024-01-01 → 2024-12-30" in item.properties["title"]
+    assert "type Riots, Protests per 672 m cell from 2024-01-01 to 2024-12-30" in item.properties["description"]
     # footprint: the raster's bounds in lon/lat, around 90.4 E 23.8 N
     w, s, e, n = item.bbox
     assert 90.3 < w < e < 90.5 and 23.7 < s < n < 23.8 and shapely.geometry.shape(item.geometry).bounds == pytest.approx(item.bbox)
