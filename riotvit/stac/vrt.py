@@ -47,10 +47,9 @@ class AssetRaster:
 
     @property
     def bounds(self) -> tuple[float, float, float, float]:
-        t = self.transform
-        xs = (t.c, t.c + t.a * self.width)
-        ys = (t.f, t.f + t.e * self.height)
-        return (min(xs), min(ys), max(xs), max(ys))
+        from rasterio.transform import array_bounds
+
+        return array_bounds(self.height, self.width, self.transform)
 
 
 @dataclass(frozen=True)
