@@ -83,7 +83,10 @@ def _window_dict(window: Any) -> dict[str, Any]:
     if window is None or isinstance(window, dict):
         return window
     if hasattr(window, "to_dict"):
-        return window.to_dict()
+        d = dict(window.to_dict())
+        if getattr(window, "label", None):
+            d.setdefault("label", window.label)
+        return d
     raise StacError(f"window={window!r}: give a ForecastWindow or its dict")
 
 

@@ -210,3 +210,30 @@ def test_vrt_is_rewritten_identically_so_a_rerun_is_up_to_date(tmp_path):
     cfg = CFG.model_copy(update={"checksum": True, "bands": ["red"]})
     tile([a], tmp_path / "t", cfg)
     assert tile([b], tmp_path / "t", cfg).up_to_date
+
+
+def test_stac_1_1_bands_field_and_asset_keys_name_bands_too(tmp_path):
+    files = _scene_files(tmp_path)
+    cogs = files["scene_2022"][1]
+    item = make_item("s", cogs, datetime=dt.datetime(2022, 3, 16))
+    for key, a in item.assets.items():
+        eo = a.extra_fields.pop("eo:bands")[0]
+        if key == "B8":
+            continue  # no band metadata at all: named by its asset key
+        a.extra_fields["bands"] = [{"name": f"B0{key[1:]}", "eo:common_name": eo["common_name"]}]
+    item.save_object(dest_href=str(tmp_path / "i.json"), include_self_link=False)
+    spec = resolve_stac_inputs([str(tmp_path / "i.json")], bands=["B8", "red", "B03"], workdir=tmp_path / "v")[0]
+    with rasterio.open(spec.path) as v, rasterio.open(files["scene_2022"][0]) as f:
+        np.testing.assert_array_equal(v.read(), f.read([3, 1, 2]))
+    assert spec.bands == ["b8", "red", "b03"]
+
+
+def test_urls_are_read_through_gdal_vsicurl_and_geotiff_urls_are_not_stac():
+    from riotvit.stac.read import gdal_path
+
+    assert is_stac_input("https://earth-search.aws.element84.com/v1/collections/sentinel-2-l2a/items/S2B_46QBM")
+    assert is_stac_input("http://example.org/catalog.json")
+    assert not is_stac_input("https://example.org/scene.tif?token=1") and not is_stac_input("missing.json")
+    assert gdal_path("https://example.org/b04.tif") == "/vsicurl/https://example.org/b04.tif"
+    assert gdal_path("s3://bucket/b04.tif") == "/vsis3/bucket/b04.tif"
+    assert gdal_path("/data/b04.tif") == "/data/b04.tif"

@@ -141,3 +141,21 @@ def test_not_a_prediction_folder_and_invalid_stac_are_clear_errors(tmp_path):
     item_path.write_text(json.dumps(d))
     with pytest.raises(StacError, match=r"sat/v1\.0\.0/schema\.json is not shipped with riotvit"):
         validate_stac(cat)
+
+
+def test_a_forecast_window_object_is_taken_as_it_is(tmp_path):
+    """The shared contract's ForecastWindow (riotvit/window.py): anything with to_dict() and label."""
+
+    class Window:
+        label = "P(≥ 1 riot), 2024-03-01 → 2024-05-29"
+
+        def to_dict(self):
+            return {"as_of": "2024-01-01", "start": "2024-03-01", "end": "2024-05-29", "lead_days": 60,
+                    "horizon_days": 90, "event_types": ("Riots",)}
+
+    _prediction(tmp_path / "pred", extra=False)
+    write_prediction_stac(tmp_path / "pred", window=Window(), item_id="w")
+    props = json.loads((tmp_path / "pred" / "w" / "w.json").read_text())["properties"]
+    assert (props["start_datetime"], props["end_datetime"]) == ("2024-03-01T00:00:00Z", "2024-05-29T23:59:59Z")
+    assert props["title"] == "riotvit riot risk: P(≥ 1 riot), 2024-03-01 → 2024-05-29"
+    assert props["riotvit:lead_days"] == 60 and props["riotvit:event_types"] == ["Riots"]
