@@ -43,6 +43,8 @@ ASSETS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
 
 BAND_UNITS = {"riot_probability": "1", "uncertainty": "1", "expected_events": "{events}"}
 """UCUM units of the risk bands: probabilities are dimensionless, counts are annotated."""
+CATALOG_ID = "riotvit-prediction"
+"""The id of the catalog riotvit writes (how a rewrite knows the catalog and its items are its own)."""
 STATS_MAX_PX = 1024
 """Statistics are computed on a read decimated to at most this many pixels a side."""
 
@@ -207,6 +209,23 @@ def _band_kwargs(b: dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
+def _previous_items(catalog: Path) -> set[Path]:
+    """Item files linked by an earlier riotvit catalog of this folder (replaced when rewritten)."""
+    try:
+        d = json.loads(catalog.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return set()
+    if not isinstance(d, dict) or d.get("id") != CATALOG_ID:
+        return set()
+    root = catalog.parent.resolve()
+    found = set()
+    for link in d.get("links", []):
+        p = (root / str(link.get("href", ""))).resolve()
+        if link.get("rel") == "item" and p.suffix == ".json" and root in p.parents:
+            found.add(p)
+    return found
+
+
 def write_prediction_stac(pred_dir: str | Path, *, window: Any = None, item_id: str | None = None,
                           validate: bool = True) -> Path:
     """Write ``catalog.json`` and ``<item>/<item>.json`` into a prediction folder.
@@ -230,19 +249,25 @@ def write_prediction_stac(pred_dir: str | Path, *, window: Any = None, item_id: 
     win = _window_dict(window) or prediction_window(pred_dir)
     item_id = item_id or f"riot-risk-{win.get('as_of') or win['start']}"
     item = build_prediction_item(pred_dir, win, item_id)
-    cat = pystac.Catalog("riotvit-prediction", f"riotvit prediction: {item.properties['title']}",
+    cat = pystac.Catalog(CATALOG_ID, f"riotvit prediction: {item.properties['title']}",
                          title="riotvit prediction", catalog_type=pystac.CatalogType.SELF_CONTAINED)
     cat.add_item(item)
     # lay out in memory with absolute hrefs, then write each file atomically with relative links
     cat.normalize_hrefs(str(pred_dir.resolve()))
     cat.make_all_asset_hrefs_relative()
-    files = {Path(cat.get_self_href()): cat.to_dict(include_self_link=False, transform_hrefs=True),
-             Path(item.get_self_href()): item.to_dict(include_self_link=False, transform_hrefs=True)}
-    for path, d in files.items():
-        with atomic_file(path) as tmp:
-            tmp.parent.mkdir(parents=True, exist_ok=True)
-            tmp.write_text(json.dumps(d, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
     catalog = pred_dir / "catalog.json"
+    stale = _previous_items(catalog)
+    # the item first, so the catalog never links a missing file
+    files = {Path(item.get_self_href()): item.to_dict(include_self_link=False, transform_hrefs=True),
+             Path(cat.get_self_href()): cat.to_dict(include_self_link=False, transform_hrefs=True)}
+    for path, d in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_file(path) as tmp:
+            tmp.write_text(json.dumps(d, indent=2, allow_nan=False, default=str) + "\n", encoding="utf-8")
+    for old in stale - {p.resolve() for p in files}:
+        old.unlink(missing_ok=True)
+        if old.parent != pred_dir.resolve() and not any(old.parent.iterdir()):
+            old.parent.rmdir()
     if validate:
         from riotvit.stac.validate import validate_stac
 

@@ -159,3 +159,16 @@ def test_a_forecast_window_object_is_taken_as_it_is(tmp_path):
     assert (props["start_datetime"], props["end_datetime"]) == ("2024-03-01T00:00:00Z", "2024-05-29T23:59:59Z")
     assert props["title"] == "riotvit riot risk: P(≥ 1 riot), 2024-03-01 → 2024-05-29"
     assert props["riotvit:lead_days"] == 60 and props["riotvit:event_types"] == ["Riots"]
+
+
+def test_rewriting_replaces_the_previous_item_and_keeps_what_riotvit_did_not_write(tmp_path):
+    _prediction(tmp_path / "pred", extra=False)
+    write_prediction_stac(tmp_path / "pred", item_id="first")
+    (tmp_path / "pred" / "first" / "notes.txt").write_text("mine")  # a user's file in the item folder
+    (tmp_path / "pred" / "drivers.tif").write_bytes((tmp_path / "pred" / "risk.tif").read_bytes())  # explain ran
+    write_prediction_stac(tmp_path / "pred", item_id="second")
+    assert not (tmp_path / "pred" / "first" / "first.json").exists()
+    assert (tmp_path / "pred" / "first" / "notes.txt").read_text() == "mine"
+    item = next(pystac.read_file(str(tmp_path / "pred" / "catalog.json")).get_items(recursive=True))
+    assert item.id == "second" and item.assets["drivers"].media_type == pystac.MediaType.COG
+    assert item.assets["drivers"].ext.raster.bands[0].statistics is not None
