@@ -237,3 +237,24 @@ def test_urls_are_read_through_gdal_vsicurl_and_geotiff_urls_are_not_stac():
     assert gdal_path("https://example.org/b04.tif") == "/vsicurl/https://example.org/b04.tif"
     assert gdal_path("s3://bucket/b04.tif") == "/vsis3/bucket/b04.tif"
     assert gdal_path("/data/b04.tif") == "/data/b04.tif"
+
+
+@pytest.mark.qgis
+def test_item_vrt_with_its_mask_opens_in_qgis(tmp_path):
+    """The per-item VRT is a plain GDAL raster: QGIS opens it with its bands, CRS and extent."""
+    from qgis_support import qgis_available, run_qgis_check
+
+    if not qgis_available():
+        pytest.skip("QGIS python bindings not importable")
+    files = _scene_files(tmp_path)
+    scl = write_cog(tmp_path / "scl.tif", np.full((80, 100), 4, dtype=np.uint8),
+                    Affine(20.0, 0.0, TRANSFORM.c, 0.0, -20.0, TRANSFORM.f), UTM)
+    item = make_item("s", files["scene_2022"][1], datetime=dt.datetime(2022, 3, 16), mask=scl)
+    item.save_object(dest_href=str(tmp_path / "i.json"), include_self_link=False)
+    spec = resolve_stac_inputs([str(tmp_path / "i.json")], bands=["red", "green", "nir"], workdir=tmp_path / "v")[0]
+    layer = run_qgis_check([spec.path])["files"][0]
+    assert layer["valid"] and layer["kind"] == "raster" and layer["crs"] == "EPSG:32646"
+    # QGIS shows a per-dataset mask as one more band after the data bands (and renders it as transparency)
+    assert layer["band_names"] == ["Band 1: red", "Band 2: green", "Band 3: nir", "Band 4"]
+    assert layer["size"] == [200, 160]
+    assert layer["extent"] == pytest.approx([229_000.0, 2_629_400.0, 231_000.0, 2_631_000.0])
