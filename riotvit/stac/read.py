@@ -206,7 +206,10 @@ def pick_bands(item, bands: list[str] | None, base: str, where: str) -> tuple[li
     chosen, missing = [], []
     for w in bands:
         hits = sorted((b for b in offered if band_matches(w, b)), key=lambda b: "tif" not in (b.media_type or "tif"))
-        (chosen.append(hits[0]) if hits else missing.append(w))
+        if hits:
+            chosen.append(hits[0])
+        else:
+            missing.append(w)
     if missing:
         have = ", ".join(dict.fromkeys(b.label for b in offered)) or "no raster assets"
         raise StacError(
