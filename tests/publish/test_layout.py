@@ -4,21 +4,18 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import numpy as np
 import pytest
+from _pred_fixture import EXTENT, WINDOW, write_prediction
 from PIL import Image
 from qgis_support import QGIS_PYTHON, _qgis_env, requires_qgis
 
-sys.path.insert(0, str(Path(__file__).parent))
-from _pred_fixture import EXTENT, WINDOW, write_prediction  # noqa: E402
-
-from riotvit.publish.layout import LAYOUT_NAME, LayoutError, add_print_layout  # noqa: E402
-from riotvit.publish.maptexts import DISCLAIMER, MapTexts, map_texts  # noqa: E402
+from riotvit.publish.layout import LAYOUT_NAME, LayoutError, add_print_layout
+from riotvit.publish.maptexts import DISCLAIMER, MapTexts, map_texts
 
 CHECK = Path(__file__).with_name("_qgis_layout_check.py")
 SKILL = "Skill (test, held-out blocks, origin 2022-06-15): AUPR 0.41, Brier skill vs persistence +0.12."
