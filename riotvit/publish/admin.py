@@ -14,7 +14,7 @@ Humanitarian teams plan by wards, districts and P-codes, not by 672 m cells. Per
   the uncertainty.
 - ``mean_probability`` (area-weighted over the covered part) and ``max_probability`` of the cells'
   ``riot_probability``.
-- ``pop_weighted_probability`` and ``population`` (the people in the covered part) when a
+- ``pop_weighted_probability`` and ``population_covered`` (the people in the covered part) when a
   population raster or a cells column of population is given.
 - ``coverage``: the share of the unit's area covered by predicted cells.
 - ``top_drivers``: the three ``shap_*`` columns with the largest area-weighted mean |value|,
@@ -28,7 +28,6 @@ import re
 import warnings
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import geopandas as gpd
 import numpy as np
@@ -47,7 +46,7 @@ MEAN = "expected_events"
 SLIVER_M2 = 1.0  # pieces of a cell smaller than this (touching boundaries) are ignored
 N_DRIVERS = 3
 SUMMARY_COLUMNS = ("cells", "coverage", "expected_riots", "expected_riots_p10", "expected_riots_p90",
-                   "mean_probability", "max_probability", "pop_weighted_probability", "population", "top_drivers")
+                   "mean_probability", "max_probability", "pop_weighted_probability", "population_covered", "top_drivers")
 _ID_HINTS = re.compile(r"pcode|(^|_)id$|^id|code|name|county|ward|district", re.IGNORECASE)
 
 
@@ -231,7 +230,7 @@ def summarise_admin(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, id_col: st
     units = units.reset_index(drop=True)
     units[units.geometry.name] = units.geometry.make_valid()
 
-    keep = [c for c in cells.columns if c == PROB or c == MEAN or c.startswith("shap_")
+    keep = [c for c in cells.columns if c in (PROB, MEAN) or c.startswith("shap_")
             or (isinstance(population, str) and c == population)]
     pieces = _pieces(cells, units)[keep + ["_unit", "_a", "_w", "geometry"]] if len(cells) else cells
     if pieces.empty:
@@ -261,10 +260,10 @@ def summarise_admin(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, id_col: st
     pop = _population(pieces, population, cells)
     if pop is not None:
         ps = pd.Series(pop).groupby(u).sum()
-        out["population"] = ps.round(0)
+        out["population_covered"] = ps.round(0)
         out["pop_weighted_probability"] = (pd.Series(pop * p).groupby(u).sum() / ps.where(ps > 0)).round(4)
     else:
-        out["population"] = out["pop_weighted_probability"] = np.nan
+        out["population_covered"] = out["pop_weighted_probability"] = np.nan
     out["top_drivers"] = _drivers(pieces, u, label).reindex(out.index).fillna("")
 
     attrs = units.drop(columns=[c for c in SUMMARY_COLUMNS if c in units.columns]).iloc[out.index]
@@ -292,7 +291,7 @@ def admin_classes(values: np.ndarray, n: int = 5) -> list[tuple[float, float, st
             for i in range(k)]
 
 
-def admin_qml(summary: gpd.GeoDataFrame, opacity: float = 0.55) -> str:
+def admin_qml(summary: gpd.GeoDataFrame, opacity: float = 0.4) -> str:
     """The style of ``admin.gpkg``: graduated on ``expected_riots`` (quantile classes)."""
     field = "expected_riots" if summary["expected_riots"].notna().any() else "mean_probability"
     return vector_graduated_qml(field, admin_classes(summary[field].to_numpy()), "polygon", outline="#222222",

@@ -10,6 +10,7 @@ skill in one line and the disclaimer. QGIS fills in every attribute left out wit
 
 from __future__ import annotations
 
+import textwrap
 import uuid
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ NORTH_ARROW = ":/images/north_arrows/layout_default_north_arrow.svg"
 FONT = "DejaVu Sans"
 PAGE_W, PAGE_H = 297.0, 210.0  # A4 landscape, mm
 MARGIN = 10.0
+LEGEND_WRAP = 44  # characters per legend line at 8 pt in the 81 mm legend column
 
 # QgsLayoutItemRegistry item types
 _PAGE, _MAP, _PICTURE, _LABEL, _LEGEND, _SCALEBAR = 65638, 65639, 65640, 65641, 65642, 65646
@@ -142,6 +144,13 @@ def _legend_nodes(root: ET.Element) -> dict[str, str]:
     return out
 
 
+def legend_label(name: str, window: str, width: int = LEGEND_WRAP) -> str:
+    """A layer's row in the legend: its name without the window (the legend's title states it),
+    wrapped onto lines of at most ``width`` characters."""
+    short = name.replace(window, "").strip().rstrip(",:;(").strip() if window and window in name else name
+    return "\n".join(textwrap.wrap(short or name, width)) or name
+
+
 def _legend(parent: ET.Element, map_uuid: str, title: str, layers: Sequence[tuple[str, str]],
             node_order: dict[str, str]) -> ET.Element:
     el = _item(parent, _LEGEND, LEGEND_BOX, 3, id="legend", title=title, map_uuid=map_uuid, columnCount="1",
@@ -163,6 +172,9 @@ def _legend(parent: ET.Element, map_uuid: str, title: str, layers: Sequence[tupl
         node = sub(tree, "layer-tree-layer", id=lid, name=name, checked="Qt::Checked", expanded="1",
                    providerKey="", source="", legend_exp="", patch_size="-1,-1", legend_split_behavior="0")
         opts = sub(sub(node, "customproperties"), "Option", type="Map")
+        label = legend_label(name, title.replace("\n", " "))
+        if label != name:
+            sub(opts, "Option", type="QString", name="legend/title-label", value=label)
         if lid in node_order:
             sub(opts, "Option", type="QString", name="legend/node-order", value=node_order[lid])
     return el
@@ -180,6 +192,7 @@ def layout_xml(texts: MapTexts, extent: Sequence[float], layers: Sequence[tuple[
         units: the project CRS units (``meters`` or ``degrees``) for the scale bar.
         node_order: per layer id, QGIS's ``legend/node-order`` (which legend rows to show).
     """
+    title = "\n".join(textwrap.wrap(texts.window, LEGEND_WRAP - 6))
     lay = ET.Element("Layout", name=name, units="mm", printResolution="300", worldFileMap="")
     sub(lay, "Snapper", tolerance="5", snapToGrid="0", snapToGuides="1", snapToItems="1")
     sub(lay, "Grid", resolution="10", resUnits="mm", offsetX="0", offsetY="0", offsetUnits="mm")
@@ -196,7 +209,7 @@ def layout_xml(texts: MapTexts, extent: Sequence[float], layers: Sequence[tuple[
     sub(mp, "AtlasMap", atlasDriven="0", margin="0.1", scalingMode="2")
     map_uuid = mp.get("uuid", "")
 
-    _legend(lay, map_uuid, texts.window, layers, node_order or {})
+    _legend(lay, map_uuid, title, layers, node_order or {})
 
     metric = units == "meters"
     seg = _nice_segment(x1 - x0, SCALE_BOX.w - 16, MAP_BOX.w) if metric else 0.0

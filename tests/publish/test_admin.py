@@ -8,11 +8,16 @@ import pandas as pd
 import pytest
 import shapely
 from _pred_fixture import CELL, COLS, ROWS, WINDOW, X0, Y1, cells_frame, write_prediction
-from conftest import real_path
 from qgis_support import requires_qgis, run_qgis_check
 from scipy import stats
 
-from riotvit.publish.admin import AdminError, admin_layer, read_admin, summarise_admin, write_admin_summary
+from riotvit.publish.admin import (
+    AdminError,
+    admin_layer,
+    read_admin,
+    summarise_admin,
+    write_admin_summary,
+)
 
 CRS = "EPSG:32737"
 BX, BY, S = 500_000.0, 9_000_000.0, 100.0  # a 4 x 4 grid of 100 m cells
@@ -67,7 +72,7 @@ def test_coverage_mean_max_population_and_drivers(summary):
     b = [(0.5, _mu(1, j)) for j in (2, 3)] + [(1.0, _mu(i, j)) for i in (2, 3) for j in (2, 3)]
     assert summary.loc["B", "mean_probability"] == pytest.approx(sum(w * m for w, m in b) / 5 / 20, abs=1e-4)
     assert summary.loc["B", "max_probability"] == pytest.approx(_mu(3, 3) / 20)
-    assert summary.loc["B", "population"] == 500  # 100 people per cell, 5 cells' worth of area
+    assert summary.loc["B", "population_covered"] == 500  # 100 people per cell, 5 cells' worth of area
     assert summary.loc["A", "pop_weighted_probability"] == pytest.approx(summary.loc["A", "mean_probability"])
     # A: history driver mean (0 + 1 - 1 + 0) / 4 / 10 = 0 < youth 0.01; C: history (3 - 0) / 10 = +0.3 first
     assert summary.loc["A", "top_drivers"].startswith("youth_share (+0.010)")
@@ -141,6 +146,7 @@ def test_write_admin_summary_for_the_demo_wards(tmp_path):
     assert table["expected_riots"].sum() == pytest.approx(cells["expected_events"].sum(), rel=1e-5)
     assert len(out) == len(table) <= len(wards) and table["ward_id"].is_unique  # guessed id column
     assert (table["window"] == WINDOW["label"]).all()
+    assert table["population"].sum() > 0  # the wards' own census column is kept beside the summary
     covered = wards.geometry.intersection(shapely.box(X0, Y1 - ROWS * CELL, X0 + COLS * CELL, Y1)).area
     share = (covered / wards.geometry.area).set_axis(wards["ward_id"])
     assert table.set_index("ward_id")["coverage"].to_dict() == pytest.approx(share[share > 1e-6].to_dict(), abs=1e-4)
@@ -165,9 +171,9 @@ def test_admin_layer_loads_styled_in_qgis(tmp_path):
     assert info["crs"] == CRS
 
 
-def test_kenya_counties_against_a_grid_over_nairobi():
-    counties = real_path("kenya_counties_census2019", "kenya_counties_census2019.gpkg")
-    worldpop = real_path("worldpop_nairobi", "ken_pop_nairobi_100m.tif")
+def test_kenya_counties_against_a_grid_over_nairobi(real):
+    counties = real("kenya_counties_census2019", "kenya_counties_census2019.gpkg")
+    worldpop = real("worldpop_nairobi", "ken_pop_nairobi_100m.tif")
     admin, id_col = read_admin(counties, "COUNTY")
     nbo = admin[admin["COUNTY"] == "Nairobi"].to_crs(CRS).total_bounds
     x0, y0 = np.floor(nbo[:2] / 672) * 672
@@ -187,5 +193,5 @@ def test_kenya_counties_against_a_grid_over_nairobi():
     assert s.loc["Kiambu", "coverage"] < 0.5
     # WorldPop people inside Nairobi against the 2019 census (4.40 M)
     census = s.loc["Nairobi", "pop2019_total"]
-    assert 0.8 * census < s.loc["Nairobi", "population"] < 1.6 * census
+    assert 0.8 * census < s.loc["Nairobi", "population_covered"] < 1.6 * census
     assert 0 < s.loc["Nairobi", "pop_weighted_probability"] < 1

@@ -14,7 +14,7 @@ from _pred_fixture import EXTENT, WINDOW, write_prediction
 from PIL import Image
 from qgis_support import QGIS_PYTHON, _qgis_env, requires_qgis
 
-from riotvit.publish.layout import LAYOUT_NAME, LayoutError, add_print_layout
+from riotvit.publish.layout import LAYOUT_NAME, LayoutError, add_print_layout, legend_label
 from riotvit.publish.maptexts import DISCLAIMER, MapTexts, map_texts
 
 CHECK = Path(__file__).with_name("_qgis_layout_check.py")
@@ -65,6 +65,11 @@ def test_layout_has_every_item_with_the_window_and_the_visible_layers(project):
     assert legend.get("title") == WINDOW["label"]
     names = [n.get("name") for n in legend.iter("layer-tree-layer")]
     assert names == [f"risk: {WINDOW['label']}", "imagery s2-test (2022-06-15)"]  # the hidden cells layer is left out
+    # the rows drop the window the title states; imagery shows no band swatches, risk no band-name row
+    props = {n.get("name"): {o.get("name"): o.get("value") for o in n.iter("Option") if o.get("name")}
+             for n in legend.iter("layer-tree-layer")}
+    assert props[f"risk: {WINDOW['label']}"] == {"legend/title-label": "risk", "legend/node-order": "1,2,3,4,5"}
+    assert props["imagery s2-test (2022-06-15)"] == {"legend/node-order": "empty"}
     # the map covers the project's view, grown to the map box's aspect (190 x 155 mm)
     ext = items["map"].find("Extent").attrib
     w, h = float(ext["xmax"]) - float(ext["xmin"]), float(ext["ymax"]) - float(ext["ymin"])
@@ -128,3 +133,11 @@ def test_layout_exports_to_png_in_qgis(project, tmp_path):
     not_white = (img < 250).any(axis=2).mean()
     assert 0.2 < not_white < 0.9
     assert len(np.unique(img.reshape(-1, 3), axis=0)) > 50  # the map, the legend swatches and text
+
+
+def test_legend_rows_drop_the_window_and_wrap():
+    w = WINDOW["label"]
+    assert legend_label(f"admin units: expected riots, {w}", w) == "admin units: expected riots"
+    assert legend_label("imagery s2-test (2022-06-15)", w) == "imagery s2-test (2022-06-15)"
+    long = legend_label("a very long layer name that would not fit into the legend column at all", w)
+    assert long.split("\n") == ["a very long layer name that would not fit", "into the legend column at all"]
