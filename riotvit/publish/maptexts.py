@@ -110,23 +110,31 @@ def data_line(run: dict[str, Any]) -> str:
 def skill_line(bundle: dict[str, Any]) -> str:
     """The model's skill in one line, from ``bundle.json`` metrics ('' when it has none).
 
-    Forecast bundles report the shipped model's AUPR and Brier skill against persistence at the
-    test origin; single-date bundles the cross-validated AUPR.
+    Forecast bundles: the shipped model's AUPR (against persistence's) and Brier skill against
+    persistence at the test origin. Single-date bundles: the cross-validated AUPR of riotvit
+    against the history + census baseline.
     """
     metrics = bundle.get("metrics") or {}
     fc = bundle.get("forecast") or {}
-    scores = metrics.get("scores") or {}
-    sel = fc.get("selected")
-    for scope, models in scores.items():
-        m = (models or {}).get(sel) if sel else None
-        if m and m.get("aupr") is not None:
+    sel = fc.get("selected") or (metrics.get("selected") or {}).get("model")
+    for scope, models in (metrics.get("scores") or {}).items():
+        m = (models or {}).get(sel) or {}
+        if isinstance(m.get("aupr"), (int, float)):
+            ref = ((models or {}).get("persistence") or {}).get("aupr")
+            vs = f" (persistence {ref:.2f})" if isinstance(ref, (int, float)) else ""
             bss = m.get("bss_persistence")
-            extra = f", Brier skill vs persistence {bss:+.2f}" if isinstance(bss, (int, float)) else ""
-            return (f"Skill ({scope}, held-out blocks, origin {fc.get('origin', '?')}): "
-                    f"AUPR {m['aupr']:.2f}{extra}. See model_card.md.")
-    aupr = ((metrics.get("model") or {}).get("riot") or {}).get("aupr")
-    if isinstance(aupr, dict) and aupr.get("mean") is not None:
-        return f"Skill (spatial cross-validation): AUPR {aupr['mean']:.2f}. See model_card.md."
+            extra = f"; Brier skill vs persistence {bss:+.2f}" if isinstance(bss, (int, float)) else ""
+            origin = metrics.get("origin") or fc.get("origin") or "?"
+            return f"Skill at origin {origin} ({scope}, held-out blocks): AUPR {m['aupr']:.2f}{vs}{extra}. See model_card.md."
+
+    def aupr(model: str) -> float | None:
+        v = ((metrics.get(model) or {}).get("riot") or {}).get("aupr")
+        return v.get("mean") if isinstance(v, dict) and isinstance(v.get("mean"), (int, float)) else None
+
+    if aupr("riotvit") is not None:
+        ref = aupr("history_census")
+        vs = f" (history + census {ref:.2f})" if ref is not None else ""
+        return f"Skill (spatial block cross-validation): AUPR {aupr('riotvit'):.2f}{vs}. See model_card.md."
     return ""
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from qgis_support import QGIS_PYTHON, _qgis_env, requires_qgis
 
 from riotvit.publish.layout import LAYOUT_NAME, LayoutError, add_print_layout, legend_label
-from riotvit.publish.maptexts import DISCLAIMER, MapTexts, map_texts
+from riotvit.publish.maptexts import DISCLAIMER, MapTexts, map_texts, skill_line
 
 CHECK = Path(__file__).with_name("_qgis_layout_check.py")
 SKILL = "Skill (test, held-out blocks, origin 2022-06-15): AUPR 0.41, Brier skill vs persistence +0.12."
@@ -141,3 +141,16 @@ def test_legend_rows_drop_the_window_and_wrap():
     assert legend_label("imagery s2-test (2022-06-15)", w) == "imagery s2-test (2022-06-15)"
     long = legend_label("a very long layer name that would not fit into the legend column at all", w)
     assert long.split("\n") == ["a very long layer name that would not fit", "into the legend column at all"]
+
+
+def test_skill_line_from_bundle_metrics():
+    forecast = {"forecast": {"selected": "riotvit", "origin": "2022-06-15"},
+                "metrics": {"origin": "2022-06-15", "scores": {"test": {
+                    "riotvit": {"aupr": 0.412, "bss_persistence": 0.118}, "persistence": {"aupr": 0.221}}}}}
+    assert skill_line(forecast) == ("Skill at origin 2022-06-15 (test, held-out blocks): AUPR 0.41 (persistence 0.22); "
+                                    "Brier skill vs persistence +0.12. See model_card.md.")
+    single = {"metrics": {"riotvit": {"riot": {"aupr": {"mean": 0.5}}},
+                          "history_census": {"riot": {"aupr": {"mean": 0.31}}}}}
+    assert skill_line(single) == ("Skill (spatial block cross-validation): AUPR 0.50 (history + census 0.31). "
+                                  "See model_card.md.")
+    assert skill_line({}) == ""
