@@ -112,6 +112,20 @@ def _check(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, id_col: str) -> Non
         raise AdminError(f"{where}: no polygons ({sorted(set(admin.geom_type))}); pass admin unit polygons")
 
 
+def _check_no_overlap(cells: gpd.GeoDataFrame, sample: int = 2000) -> None:
+    """Summing cells is only right when they tile the ground: refuse overlapping crops (checked on a
+    sample of cells, so it stays cheap on large regions)."""
+    cg = cells.geometry.to_numpy()
+    if cg.size < 2:
+        return
+    pick = cg if cg.size <= sample else cg[np.random.default_rng(0).choice(cg.size, sample, replace=False)]
+    hits = shapely.STRtree(cg).query(pick, predicate="overlaps")
+    if hits.shape[1]:
+        raise AdminError(f"the cells overlap ({hits.shape[1]} overlapping pairs among {pick.size} sampled cells): "
+                         "summing them would count riots more than once; pass the non-overlapping cells layer "
+                         "(one polygon per stride cell) of a riotvit prediction")
+
+
 def _lonlat_bounds(g: gpd.GeoDataFrame) -> str:
     b = g.to_crs(4326).total_bounds
     return "(" + ", ".join(f"{v:.3f}" for v in b) + ")"
@@ -220,9 +234,10 @@ def summarise_admin(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, id_col: st
         columns, in the cells' CRS, sorted by expected riots (then probability), highest first.
 
     Raises:
-        AdminError: no CRS, missing id column, or no overlap with the prediction.
+        AdminError: no CRS, missing id column, overlapping cells, or no overlap with the prediction.
     """
     _check(cells, admin, id_col)
+    _check_no_overlap(cells)
     crs = cells.crs if not cells.crs.is_geographic else cells.estimate_utm_crs()
     cells = cells.to_crs(crs).reset_index(drop=True)
     units = admin[admin.geom_type.isin(["Polygon", "MultiPolygon"])].to_crs(crs)

@@ -110,6 +110,9 @@ def test_bad_admin_inputs_are_one_line_errors(tmp_path):
     far = units[units.pcode == "D"]
     with pytest.raises(AdminError, match=r"no admin unit overlaps the prediction; the units cover \(.*\) and the cells"):
         summarise_admin(_grid(), far, "pcode")
+    shifted = _grid().assign(geometry=_grid().geometry.translate(50, 0))
+    with pytest.raises(AdminError, match="the cells overlap .* would count riots more than once"):
+        summarise_admin(pd.concat([_grid(), shifted]), units, "pcode")
     bad = tmp_path / "units.gpkg"
     bad.write_text("not a geopackage")
     with pytest.raises(AdminError, match="units.gpkg: not a readable vector file"):
