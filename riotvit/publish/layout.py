@@ -147,7 +147,7 @@ def _legend_nodes(root: ET.Element) -> dict[str, str]:
 def legend_label(name: str, window: str, width: int = LEGEND_WRAP) -> str:
     """A layer's row in the legend: its name without the window (the legend's title states it),
     wrapped onto lines of at most ``width`` characters."""
-    short = name.replace(window, "").strip().rstrip(",:;(").strip() if window and window in name else name
+    short = name.replace(window, "").strip(" ,:;") if window and window in name else name
     return "\n".join(textwrap.wrap(short or name, width)) or name
 
 

@@ -25,7 +25,7 @@ from riotvit.publish.styles import RISK_CLASSES
 A4_LANDSCAPE_IN = (297 / 25.4, 210 / 25.4)
 PNG_DPI = 150
 RISK_ALPHA = 0.7
-PARTIAL_BELOW = 0.999  # valid_fraction under this: a partial cell at the image edge
+PARTIAL_BELOW = 0.99  # valid_fraction under this: a partial cell at the image edge (as the cells' ``edge`` flag)
 MAX_IMAGE_PX = 1600  # imagery is read decimated to at most this many pixels across
 
 
@@ -115,7 +115,7 @@ def _imagery_rgb(pred_dir: Path, run: dict, crs: Any, bounds: tuple[float, float
 
 
 def _partial_cells(pred_dir: Path, crs: Any):
-    """The cells with ``valid_fraction`` under :data:`PARTIAL_BELOW` (a GeoSeries), or None."""
+    """The cells flagged ``edge``, else with ``valid_fraction`` under :data:`PARTIAL_BELOW` (a GeoSeries), or None."""
     path = pred_dir / "cells.gpkg"
     if not path.exists():
         return None
@@ -124,12 +124,13 @@ def _partial_cells(pred_dir: Path, crs: Any):
 
     try:
         cols = [f["name"] if isinstance(f, dict) else f for f in pyogrio.read_info(path, layer="cells")["fields"]]
-        if "valid_fraction" not in cols:
+        flag = "edge" if "edge" in cols else "valid_fraction" if "valid_fraction" in cols else None
+        if flag is None:
             return None
-        cells = gpd.read_file(path, layer="cells", columns=["valid_fraction"])
+        cells = gpd.read_file(path, layer="cells", columns=[flag])
     except Exception:  # noqa: BLE001 - no hatching rather than no map
         return None
-    part = cells[cells["valid_fraction"] < PARTIAL_BELOW]
+    part = cells[cells[flag].astype(bool)] if flag == "edge" else cells[cells[flag] < PARTIAL_BELOW]
     return part.geometry.to_crs(crs) if len(part) else None
 
 

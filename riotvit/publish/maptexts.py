@@ -64,10 +64,12 @@ def _bundle_json(pred_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
 
 
 def window_label(start: str, end: str, event_types: Any = ()) -> str:
-    """``P(≥ 1 riot), 2022-06-15 → 2024-06-14`` (+ the event types when they are not just riots)."""
-    types = [t for t in (event_types or ()) if t and t.lower() != "riots"]
-    what = "riot" if not types else "event of: " + ", ".join(["Riots", *types])
-    return f"P(≥ 1 {what}), {start} → {end}"
+    """``P(≥ 1 riot), 2022-06-15 → 2024-06-14``, worded as :class:`riotvit.window.ForecastWindow` does
+    (other event types: ``P(≥ 1 riot or protest), …``)."""
+    types = [t for t in (event_types or ()) if t]
+    noun = "riot" if not types or types == ["Riots"] else " or ".join(
+        t.lower().rstrip("s") if t.endswith("s") else t.lower() for t in types)
+    return f"P(≥ 1 {noun}), {start} → {end}"
 
 
 def read_window(pred_dir: Path, run: dict[str, Any] | None = None) -> dict[str, Any] | None:

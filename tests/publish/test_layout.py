@@ -138,6 +138,7 @@ def test_layout_exports_to_png_in_qgis(project, tmp_path):
 def test_legend_rows_drop_the_window_and_wrap():
     w = WINDOW["label"]
     assert legend_label(f"admin units: expected riots, {w}", w) == "admin units: expected riots"
+    assert legend_label(f"{w}: cells (hatched: partial)", w) == "cells (hatched: partial)"
     assert legend_label("imagery s2-test (2022-06-15)", w) == "imagery s2-test (2022-06-15)"
     long = legend_label("a very long layer name that would not fit into the legend column at all", w)
     assert long.split("\n") == ["a very long layer name that would not fit", "into the legend column at all"]

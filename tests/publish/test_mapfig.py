@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _pred_fixture import CELL, WINDOW, X0, Y1, write_prediction
+from _pred_fixture import CELL, ROWS, WINDOW, X0, Y1, write_prediction
 from PIL import Image
 
 from riotvit.errors import InputError
@@ -107,3 +107,15 @@ def test_renders_without_qgis(pred, tmp_path):
             f"write_map_figure({str(pred)!r}); assert not any(m.startswith('qgis') for m in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_edge_flag_marks_the_partial_cells(tmp_path):
+    import geopandas as gpd
+
+    pred = write_prediction(tmp_path / "p")
+    cells = gpd.read_file(pred / "cells.gpkg", layer="cells")
+    cells["edge"] = cells["valid_fraction"] < 0.99
+    cells.to_file(pred / "cells.gpkg", layer="cells", driver="GPKG")
+    fig = map_figure(pred, TEXTS)
+    hatched = [c for c in fig.axes[0].collections if c.get_hatch() == "////"]
+    assert len(hatched) == 1 and len(hatched[0].get_paths()) == ROWS  # the right-hand column
