@@ -75,14 +75,15 @@ def test_riotvit_beats_history_and_persistence_where_the_city_changed(forecast_r
 
 
 def test_calibrated_and_counts_sane(forecast_run):
-    """Calibrated on 2021's validation crops, applied at 2022 (whose riot rate rose from 6.5% to 10.5%).
+    """Calibrated on 2021's validation crops, applied at 2022, whose riot rate rose from 6.5% to 10.5%.
 
-    Measured: ECE 0.062 (history + census 0.040) with equal-mass bins of >= 30 crops; the issue's
-    0.05 target is not met on 324 crops (the bins' sampling noise alone is about 0.04).
+    The stack is a residual on history + census, so the forecast's level follows the history
+    features' rise; a free stack averaged 0.059 at 2022 and had ECE 0.062. Equal-mass bins of >= 30 crops.
     """
     _, res = forecast_run
     held = scores(res, "held-out blocks")
-    assert held["riotvit"]["ece"] <= 0.08
+    assert held["riotvit"]["ece"] <= 0.05
+    assert held["riotvit"]["ece"] <= held["history + census"]["ece"] + 0.01
     for model in ("history + census", "persistence", "riotvit"):
         assert held[model]["count_mae"] <= 2 * held["prevalence"]["count_mae"]
 
