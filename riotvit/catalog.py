@@ -234,11 +234,17 @@ def _validate_acled(r: Resolved) -> list[str]:
 
 
 def raster_specs(items: list[str], catalog_dir: str | Path | None = None) -> list:
-    """Turn CLI raster arguments (paths or catalog ids) into ``SourceSpec`` objects."""
+    """Turn CLI raster arguments (paths, folders of GeoTIFFs or catalog ids) into ``SourceSpec`` objects."""
 
     specs, cat = [], None
     for item in items:
         p = Path(item)
+        if p.is_dir():  # a folder: its GeoTIFFs, in name order
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in (".tif", ".tiff") and f.is_file())
+            if not found:
+                raise RasterError(f"{p}: folder holds no .tif/.tiff files; pass the raster files or another folder")
+            specs += [SourceSpec(f) for f in found]
+            continue
         if p.exists():
             specs.append(SourceSpec(p))
             continue

@@ -185,3 +185,22 @@ def test_scale_from_the_file_and_bad_band_input(dhaka, tmp_path):
     (tmp_path / "two.csv").write_text("file,date\nkorail*,2023-03-16\n*_2023.tif,2023-01-01\n")
     with pytest.raises(RasterError, match=r"korail_s2_2023.tif matches rows with different dates"):
         tile([SourceSpec(src)], tmp_path / "ts5", TileConfig(crop_px=16, dates=str(tmp_path / "two.csv")))
+
+
+def test_cli_takes_a_folder_band_ids_sensor_scale_and_dates(dhaka, tmp_path):
+    import json
+
+    from typer.testing import CliRunner
+
+    from riotvit.cli import app
+
+    (tmp_path / "dates.csv").write_text(DATES_CSV)
+    args = ["tile", str(dhaka), "--out", str(tmp_path / "ts"), "--crop-px", "16", "--dates", str(tmp_path / "dates.csv"),
+            "--scale", "0.0001", "--dry-run", "--json"]
+    r = CliRunner().invoke(app, [*args, "--bands", "B4,B3,B2,B8", "--sensor", "sentinel2"])
+    assert r.exit_code == 0, r.output
+    s = json.loads(r.stdout[r.stdout.index("{"):])
+    assert s["sources"] == 9 and s["dates"] == ["2021-03-16", "2022-03-16", "2023-03-16"]
+    assert s["bands"] == ["red", "green", "blue", "nir"] and s["dtype"] == "float32" and s["grid_crs"] == "EPSG:32646"
+    r = CliRunner().invoke(app, [*args, "--bands", "B4,B3,B2,B8"])
+    assert r.exit_code != 0 and "B4 is ambiguous" in r.output and "Traceback" not in r.output

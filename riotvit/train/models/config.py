@@ -123,7 +123,7 @@ class ModelConfig(StrictModel):
         description="Bands of the pretrained first layer's input channels, in order, by common name "
         "(red, nir, swir16 ...) or Sentinel-2/Landsat id (B04, B8A ...); matched to the tile set's "
         "bands through the sensor table (riotvit.sensors); bands the weights lack get the mean "
-        "kernel. None = the sidecar JSON next to the weights (<weights stem>.json: "
+        "kernel. Unset: the sidecar JSON next to the weights (ssl4eo.safetensors -> ssl4eo.json, holding "
         '{"bands": [...], "sensor": "sentinel2"}), else red, green, blue for 3-channel weights.',
     )
     pretrained_sensor: str | None = Field(
@@ -156,6 +156,17 @@ class ModelConfig(StrictModel):
         False, description="Learn one log-variance per task and weight the losses by it "
         "(Kendall et al. 2018) on top of the fixed head weights.",
     )
+
+    @field_validator("pretrained_sensor")
+    @classmethod
+    def _known_sensor(cls, v: str | None) -> str | None:
+        from riotvit.errors import ConfigError
+        from riotvit.sensors import check_sensor
+
+        try:
+            return check_sensor(v)
+        except ConfigError as e:
+            raise ValueError(str(e).replace("--sensor ", "", 1)) from None
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
