@@ -92,3 +92,16 @@ class TileSetMeta(ArtifactMeta):
     def crop_grid(self) -> CropGrid:
         """The grid as a :class:`~riotvit.grid.CropGrid`."""
         return CropGrid.from_dict(self.grid)
+
+
+def stated_scaling(sources: list[TileSourceMeta]) -> tuple[float | None, float | None]:
+    """The ``--scale``/``--offset`` a tile set was made with (None, None when none was stated).
+
+    Prediction must read its imagery with the same values, or a model trained on reflectance
+    would see raw values; scale/offset from the files' own GDAL metadata are found again by
+    :func:`riotvit.tile.source.open_source`.
+    """
+    for s in sources:
+        if s.scale_from == "option" and s.scale:
+            return float(s.scale[0]), float(s.offset[0]) if s.offset else 0.0
+    return None, None

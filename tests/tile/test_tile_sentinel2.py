@@ -204,3 +204,15 @@ def test_cli_takes_a_folder_band_ids_sensor_scale_and_dates(dhaka, tmp_path):
     assert s["bands"] == ["red", "green", "blue", "nir"] and s["dtype"] == "float32" and s["grid_crs"] == "EPSG:32646"
     r = CliRunner().invoke(app, [*args, "--bands", "B4,B3,B2,B8"])
     assert r.exit_code != 0 and "B4 is ambiguous" in r.output and "Traceback" not in r.output
+
+
+def test_stated_scale_is_found_again_for_prediction(dhaka, tmp_path):
+    from riotvit.tile.meta import stated_scaling
+
+    cfg = TileConfig(crop_px=16, bands=["red", "green", "blue", "nir"], scale=1e-4, offset=-0.1, date="2023-03-16")
+    ts = TileSet.open(tile([SourceSpec(dhaka / "korail_s2_2023.tif")], tmp_path / "ts", cfg).path)
+    assert stated_scaling(ts.info.sources) == (1e-4, -0.1)
+    assert -0.1 < ts.stats["red"]["mean"] < 0.2  # raw ~1000-2000 x 1e-4 - 0.1
+    plain = TileSet.open(tile([SourceSpec(dhaka / "korail_s2_2023.tif")], tmp_path / "ts2",
+                              cfg.model_copy(update={"scale": None, "offset": None})).path)
+    assert stated_scaling(plain.info.sources) == (None, None) and plain.stats["red"]["mean"] > 500
