@@ -144,13 +144,22 @@ def check_model_config(config: ModelConfig) -> None:
             from safetensors import safe_open
 
             with safe_open(str(p), framework="pt") as f:
-                f.keys()
+                keys = set(f.keys())
+                conv = next((k for k in ("patch_embed.proj.weight", "backbone.patch_embed.proj.weight") if k in keys), None)
+                shape = f.get_slice(conv).get_shape() if conv else None
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(
                 f"model.pretrained_path {p}: not a safetensors weights file ({first[:160]}); "
                 "re-save the weights with safetensors.torch.save_file"
             ) from None
+        if shape is not None and len(shape) == 4:  # the band list must fit the kernel: say so before any work
+            bands, _, where = _source_bands(p, config.pretrained_bands, config.pretrained_sensor, shape[1])
+            if len(bands) != shape[1]:
+                raise ModelError(
+                    f"{where} {','.join(bands)} name {len(bands)} channels but the pretrained first layer has "
+                    f"{shape[1]} input channels; list one band per pretrained channel in {where}"
+                )
 
 
 def freeze_backbone(backbone: nn.Module, n_blocks: int) -> list[str]:
@@ -198,6 +207,11 @@ class LoadReport:
     def as_dict(self) -> dict[str, Any]:
         """A plain dict for bundle.json / logs."""
         return asdict(self)
+
+    def band_summary(self) -> dict[str, Any]:
+        """The weights file, where their band list came from, and tile-set band -> pretrained band
+        (or ``mean``): what the bundle and the training report record."""
+        return {"path": self.path, "bands_from": self.bands_from, "band_map": dict(self.band_map)}
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:

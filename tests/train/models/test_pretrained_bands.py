@@ -107,3 +107,35 @@ def test_bad_band_lists_are_one_line_errors(tmp_path):
     side.unlink()
     with pytest.raises(ModelError, match=r"13 input channels; set model.pretrained_bands"):
         create_model(cfg, ["red"], 3, 2)
+
+
+def test_check_model_config_finds_a_band_list_that_does_not_fit_before_any_work(tmp_path):
+    from riotvit.train.models.backbone import check_model_config
+
+    _save_13band(tmp_path / "w.safetensors", {"bands": S2_13, "sensor": "sentinel2"})
+    cfg = ModelConfig(**TINY, pretrained_path=str(tmp_path / "w.safetensors"))
+    check_model_config(cfg)  # the sidecar fits: 13 names, 13 channels
+    with pytest.raises(ModelError, match=r"^model.pretrained_bands B2,B3,B4 name 3 channels but the pretrained first "
+                                         r"layer has 13 input channels; list one band per pretrained channel in "
+                                         r"model.pretrained_bands$"):
+        check_model_config(cfg.model_copy(update={"pretrained_bands": ["B2", "B3", "B4"]}))
+    model = create_model(cfg, ["nir", "red"], 3, 2)
+    assert model.pretrained_report.band_summary() == {
+        "path": str(tmp_path / "w.safetensors"), "bands_from": f"sidecar {tmp_path / 'w.json'}",
+        "band_map": {"nir": "B8", "red": "B4"}}
+
+
+def test_train_cli_options_for_pretrained_bands(tmp_path):
+    from typer.testing import CliRunner
+
+    from riotvit.cli import app
+
+    _save_13band(tmp_path / "w.safetensors")
+    base = ["train", str(tmp_path / "tiles"), str(tmp_path / "samples.parquet"), "--out", str(tmp_path / "run"),
+            "--backbone", "vit_tiny_patch16_224", "--pretrained", str(tmp_path / "w.safetensors")]
+    r = CliRunner().invoke(app, [*base, "--pretrained-bands", "B2,B3,B4"])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    assert "model.pretrained_bands B2,B3,B4 name 3 channels but the pretrained first layer has 13" in " ".join(r.output.split())
+    r = CliRunner().invoke(app, [*base, "--pretrained-bands", ",".join(S2_13), "--pretrained-sensor", "modis"])
+    assert r.exit_code != 0 and "modis: unknown sensor; use one of sentinel2, landsat8, landsat7" in " ".join(r.output.split())
+    assert not (tmp_path / "run").exists()
