@@ -55,7 +55,7 @@ class TileSourceMeta(MetaModel):
     scale: list[Number] | None = Field(None, description="Per band: chips hold raw * scale + offset (absent: raw values).")
     offset: list[Number] | None = Field(None, description="Per band: the offset added after the scale.")
     scale_from: str | None = Field(None, description="Where scale/offset came from: `file` (GDAL scale/offset or "
-                                   "scale_factor/add_offset tags) or `option` (--scale/--offset).")
+                                   "scale_factor/add_offset tags) or `option` (stated: --scale/--offset, a catalog or STAC source).")
     n_crops: int = Field(description="Crops kept from this source.")
 
 

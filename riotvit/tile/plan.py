@@ -71,6 +71,9 @@ class SourceSpec:
     bands: list[str] | None = None
     date: dt.date | None = None
     categorical: bool = False
+    sensor: str | None = None  # of band ids in ``bands`` (e.g. from a STAC item's eo:bands)
+    scale: float | None = None  # reflectance = raw * scale + offset (e.g. a STAC asset's raster:bands)
+    offset: float | None = None
 
 
 @dataclass(frozen=True)
@@ -180,7 +183,7 @@ def plan_tiles(specs: list[SourceSpec], cfg: TileConfig) -> TilePlan:
         open_source(
             s.path, source_id=s.id, bands=cfg.bands or s.bands, date=cfg.date or s.date or d,
             categorical=cfg.categorical or s.categorical, checksum=cfg.checksum,
-            sensor=sensor, scale=cfg.scale, offset=cfg.offset,
+            sensor=sensor or s.sensor, scale=_first(cfg.scale, s.scale), offset=_first(cfg.offset, s.offset),
         )
         for s, d in zip(specs, side, strict=True)
     ]
@@ -255,6 +258,11 @@ def _check_size(grid: CropGrid, group_bounds: list[tuple[float, float, float, fl
             f"--crop-px {grid.crop_px} with --block-crops {cfg.block_crops} needs {block / 2**30:,.0f} GiB per processing "
             f"block (limit {MAX_BLOCK_BYTES / 2**30:.0f} GiB); use a smaller --crop-px or --block-crops"
         )
+
+
+def _first(*values: float | None) -> float | None:
+    """The first value that is not None (an option beats a source's own)."""
+    return next((v for v in values if v is not None), None)
 
 
 def _rename(s: RasterSource, new_id: str) -> RasterSource:

@@ -213,6 +213,11 @@ def test_stated_scale_is_found_again_for_prediction(dhaka, tmp_path):
     ts = TileSet.open(tile([SourceSpec(dhaka / "korail_s2_2023.tif")], tmp_path / "ts", cfg).path)
     assert stated_scaling(ts.info.sources) == (1e-4, -0.1)
     assert -0.1 < ts.stats["red"]["mean"] < 0.2  # raw ~1000-2000 x 1e-4 - 0.1
+    # the same from a source spec (as a STAC item's raster:bands would give it), with band ids and a sensor
+    spec = SourceSpec(dhaka / "korail_s2_2023.tif", bands=["B4", "B3", "B2", "B8"], sensor="sentinel2", scale=1e-4,
+                      offset=-0.1, date=dt.date(2023, 3, 16))
+    ts3 = TileSet.open(tile([spec], tmp_path / "ts3", TileConfig(crop_px=16)).path)
+    assert ts3.bands == ts.bands and ts3.stats == ts.stats and stated_scaling(ts3.info.sources) == (1e-4, -0.1)
     plain = TileSet.open(tile([SourceSpec(dhaka / "korail_s2_2023.tif")], tmp_path / "ts2",
                               cfg.model_copy(update={"scale": None, "offset": None})).path)
     assert stated_scaling(plain.info.sources) == (None, None) and plain.stats["red"]["mean"] > 500
