@@ -221,3 +221,24 @@ def test_stated_scale_is_found_again_for_prediction(dhaka, tmp_path):
     plain = TileSet.open(tile([SourceSpec(dhaka / "korail_s2_2023.tif")], tmp_path / "ts2",
                               cfg.model_copy(update={"scale": None, "offset": None})).path)
     assert stated_scaling(plain.info.sources) == (None, None) and plain.stats["red"]["mean"] > 500
+
+
+def test_catalog_entries_give_date_band_ids_sensor_and_scale(dhaka, tmp_path):
+    from riotvit.catalog import Catalog, raster_specs
+
+    cat = tmp_path / "cat"
+    cat.mkdir()
+    for year in DATES:
+        (cat / f"korail_{year}.yaml").write_text(
+            f"id: korail_{year}\nkind: raster\npath: {dhaka / f'korail_s2_{year}.tif'}\nbands: [B4, B3, B2, B8]\n"
+            f"sensor: sentinel2\nscale: 0.0001\nacquisition_date: {year}-03-16\nlicence: Copernicus\ncitation: ESA\n")
+    (cat / "bad.yaml").write_text(f"id: bad\nkind: raster\npath: {dhaka / 'korail_s2_2021.tif'}\nbands: [B4, B3, B2, B8]\n"
+                                  "licence: x\ncitation: x\n")
+    assert "B4 is ambiguous" in Catalog.load(cat).load_errors["bad.yaml"]
+    specs = raster_specs([f"korail_{y}" for y in DATES], cat)
+    assert [s.date for s in specs] == list(DATES.values()) and {s.sensor for s in specs} == {"sentinel2"}
+    ts = TileSet.open(tile(specs, tmp_path / "ts", TileConfig(crop_px=16)).path)
+    assert ts.info["dates"] == ["2021-03-16", "2022-03-16", "2023-03-16"] and ts.bands == ["red", "green", "blue", "nir"]
+    assert 0.02 <= ts.stats["red"]["mean"] <= 0.3 and ts.info["dtype"] == "float32"
+    per_date = ts.tiles.groupby("date").size()
+    assert len(per_date) == 3 and per_date.nunique() == 1  # the same crops each year
