@@ -287,8 +287,14 @@ def _scaling(p: Path, src, idx: tuple[int, ...], scale: float | None,
     for i in idx:
         bt = {**tags, **src.tags(i)}
         s, o = src.scales[i - 1], src.offsets[i - 1]
-        f_scale.append(float(bt["scale_factor"]) if s == 1.0 and "scale_factor" in bt else float(s))
-        f_off.append(float(bt["add_offset"]) if o == 0.0 and "add_offset" in bt else float(o))
+        try:
+            f_scale.append(float(bt["scale_factor"]) if s == 1.0 and "scale_factor" in bt else float(s))
+            f_off.append(float(bt["add_offset"]) if o == 0.0 and "add_offset" in bt else float(o))
+        except ValueError:
+            raise RasterError(
+                f"{p}: band {i} has a scale_factor/add_offset tag that is not a number; fix the tag "
+                f"(gdal_edit.py -unsetmd {p}) or rewrite the file"
+            ) from None
     if any(v != 1.0 for v in f_scale) or any(v != 0.0 for v in f_off):
         if (scale is not None and any(v != scale for v in f_scale)) or (offset is not None and any(v != offset for v in f_off)):
             raise RasterError(
