@@ -39,7 +39,10 @@ class CatalogEntry(StrictModel):
     kind: Kind = Field(description="raster, acled, census or region.")
     path: str | None = Field(None, description="File path, relative to this entry's YAML file (or absolute).")
     crs: str | None = Field(None, description="CRS of the file, e.g. EPSG:32737 (checked by validate).")
-    bands: list[str] | None = Field(None, description="Raster band names, one per data band.")
+    bands: list[str] | None = Field(None, description="Raster band names or Sentinel-2/Landsat band ids, one per data band.")
+    sensor: str | None = Field(None, description="Raster: sensor of band ids in bands (sentinel2, landsat8, landsat7).")
+    scale: float | None = Field(None, description="Raster: reflectance = raw * scale + offset, when the file has no GDAL scale.")
+    offset: float | None = Field(None, description="Raster: reflectance offset added after scale.")
     nodata: float | None = Field(None, description="Raster nodata value, if the file does not declare it.")
     acquisition_date: dt.date | None = Field(None, description="Raster acquisition date (YYYY-MM-DD).")
     categorical: bool = Field(False, description="Raster holds classes: resample with nearest neighbour.")
@@ -62,6 +65,14 @@ class CatalogEntry(StrictModel):
             raise ValueError("a region needs a path, a bbox, or census + name")
         if self.bbox is not None and len(self.bbox) != 4:
             raise ValueError("bbox needs 4 numbers: minx, miny, maxx, maxy")
+        if self.bands:
+            from riotvit.errors import ConfigError
+            from riotvit.sensors import resolve_bands
+
+            try:
+                resolve_bands(self.bands, self.sensor, where="bands")
+            except ConfigError as e:
+                raise ValueError(str(e).replace("--sensor", "sensor:")) from None
         return self
 
 
@@ -234,11 +245,17 @@ def _validate_acled(r: Resolved) -> list[str]:
 
 
 def raster_specs(items: list[str], catalog_dir: str | Path | None = None) -> list:
-    """Turn CLI raster arguments (paths or catalog ids) into ``SourceSpec`` objects."""
+    """Turn CLI raster arguments (paths, folders of GeoTIFFs or catalog ids) into ``SourceSpec`` objects."""
 
     specs, cat = [], None
     for item in items:
         p = Path(item)
+        if p.is_dir():  # a folder: its GeoTIFFs, in name order
+            found = sorted(f for f in p.iterdir() if f.suffix.lower() in (".tif", ".tiff") and f.is_file())
+            if not found:
+                raise RasterError(f"{p}: folder holds no .tif/.tiff files; pass the raster files or another folder")
+            specs += [SourceSpec(f) for f in found]
+            continue
         if p.exists():
             specs.append(SourceSpec(p))
             continue
@@ -252,7 +269,8 @@ def raster_specs(items: list[str], catalog_dir: str | Path | None = None) -> lis
             if r.path is None or not r.path.exists():
                 raise CatalogError(f"catalog raster '{item}': file {r.path} not found; fix 'path' in {r.file}")
             e = r.entry
-            specs.append(SourceSpec(r.path, id=e.id, bands=e.bands, date=e.acquisition_date, categorical=e.categorical))
+            specs.append(SourceSpec(r.path, id=e.id, bands=e.bands, date=e.acquisition_date, categorical=e.categorical,
+                                    sensor=e.sensor, scale=e.scale, offset=e.offset))
             continue
 
         raise RasterError(

@@ -32,6 +32,12 @@ Examples:
   riotvit tile worldpop_nairobi --out tiles/nairobi --crop-px 64 --dry-run      (a catalog id)
 
   riotvit tile img.tif --out tiles/x --config configs/tile.yaml --write-geotiffs
+
+  riotvit tile dhaka/ --out tiles/dhaka --bands B4,B3,B2,B8 --sensor sentinel2 --scale 0.0001 --dates dates.csv
+
+      (Sentinel-2 reflectance x 10000, the nine GeoTIFFs of a folder: three areas x three dates in one tile set;
+      --bands red,green,blue,nir means the same; dates.csv has a header file,date and lines such as
+      *_2021.tif,2021-03-16)
 """
 
 PANEL_GRID = "Crop grid"
@@ -41,7 +47,7 @@ PANEL_RUN = "Run"
 
 @handle_errors
 def tile_command(
-    rasters: Annotated[list[str], typer.Argument(help="GeoTIFF/COG files or catalog raster ids.", show_default=False)],
+    rasters: Annotated[list[str], typer.Argument(help="GeoTIFF/COG files, folders of GeoTIFFs, or catalog raster ids.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Tile set folder to write.", rich_help_panel=PANEL_RUN)],
     config: Annotated[Path | None, typer.Option(help="YAML with any of the options below (CLI wins).", rich_help_panel=PANEL_RUN)] = None,
     crop_m: Annotated[float | None, config_option(TILE, "crop_m", rich_help_panel=PANEL_GRID)] = None,
@@ -52,8 +58,12 @@ def tile_command(
     min_valid: Annotated[float | None, config_option(TILE, "min_valid", rich_help_panel=PANEL_GRID)] = None,
     resampling: Annotated[str | None, config_option(TILE, "resampling", rich_help_panel=PANEL_IN)] = None,
     categorical: Annotated[bool | None, config_option(TILE, "categorical", "--categorical", rich_help_panel=PANEL_IN)] = None,
-    bands: Annotated[str | None, config_option(TILE, "bands", note="Comma-separated, e.g. blue,green,red,nir.", rich_help_panel=PANEL_IN)] = None,
+    bands: Annotated[str | None, config_option(TILE, "bands", note="Comma-separated common names or Sentinel-2/Landsat ids, e.g. blue,green,red,nir or B2,B3,B4,B8 (with --sensor where an id is ambiguous).", rich_help_panel=PANEL_IN)] = None,
+    sensor: Annotated[str | None, config_option(TILE, "sensor", note="E.g. --bands B4,B3,B2,B8 --sensor sentinel2.", rich_help_panel=PANEL_IN)] = None,
+    scale: Annotated[float | None, config_option(TILE, "scale", note="E.g. --scale 0.0001. Chips are float32 when scaled (float64 sources are always stored as float32).", rich_help_panel=PANEL_IN)] = None,
+    offset: Annotated[float | None, config_option(TILE, "offset", note="E.g. --scale 0.0001 --offset -0.1.", rich_help_panel=PANEL_IN)] = None,
     date: Annotated[str | None, config_option(TILE, "date", rich_help_panel=PANEL_IN)] = None,
+    dates: Annotated[Path | None, config_option(TILE, "dates", note="E.g. --dates dates.csv with lines file,date / *_2021.tif,2021-03-16.", rich_help_panel=PANEL_IN)] = None,
     catalog: Annotated[Path | None, config_option(PIPELINE, "catalog", rich_help_panel=PANEL_IN)] = None,
     write_geotiffs: Annotated[bool | None, config_option(TILE, "write_geotiffs", "--write-geotiffs", rich_help_panel=PANEL_RUN)] = None,
     block_crops: Annotated[int | None, config_option(TILE, "block_crops", rich_help_panel=PANEL_RUN)] = None,
@@ -78,7 +88,8 @@ def tile_command(
     band_list = [b.strip() for b in bands.split(",")] if bands else None
     d = parse_date(date, "--date") if date else None
     options = given(crop_m=crop_m, crop_px=crop_px, stride_m=stride_m, overlap=overlap, crs=crs, min_valid=min_valid,
-                    resampling=resampling, categorical=categorical, bands=band_list, date=d,
+                    resampling=resampling, categorical=categorical, bands=band_list, date=d, sensor=sensor,
+                    scale=scale, offset=offset, dates=str(dates) if dates else None,
                     write_geotiffs=write_geotiffs, block_crops=block_crops, max_crops=max_crops)
     cfg = build_config(TileConfig, config, options, labels=labels(options))
     specs = raster_specs(rasters, catalog)

@@ -52,6 +52,11 @@ def train_command(
     lr: Annotated[float | None, config_option(TRAIN, "optim.lr")] = None,
     device: Annotated[str | None, config_option(TRAIN, "device")] = None,
     pretrained: Annotated[Path | None, config_option(TRAIN, "model.pretrained_path")] = None,
+    pretrained_bands: Annotated[str | None, config_option(
+        TRAIN, "model.pretrained_bands",
+        note="Comma-separated, e.g. --pretrained ssl4eo_vits16.safetensors --pretrained-bands "
+        "B01,B02,B03,B04,B05,B06,B07,B08,B8A,B09,B10,B11,B12 --pretrained-sensor sentinel2.")] = None,
+    pretrained_sensor: Annotated[str | None, config_option(TRAIN, "model.pretrained_sensor")] = None,
     seed: Annotated[int | None, config_option(TRAIN, "seed")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
@@ -69,7 +74,9 @@ def train_command(
     options = given(seed=seed, device=device)
     cfg = build_config(TrainConfig, config, options, labels=labels(options))
     sections = {
-        "model": given(backbone=backbone, fusion=fusion, pretrained_path=str(pretrained) if pretrained else None),
+        "model": given(backbone=backbone, fusion=fusion, pretrained_path=str(pretrained) if pretrained else None,
+                       pretrained_bands=[b.strip() for b in pretrained_bands.split(",")] if pretrained_bands else None,
+                       pretrained_sensor=pretrained_sensor),
         "optim": given(epochs=epochs, lr=lr),
         "data": given(batch_size=batch_size),
     }

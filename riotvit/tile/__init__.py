@@ -1,7 +1,8 @@
 """``riotvit tile``: cut rasters into metre-true crops on the shared grid (a tile set).
 
 Modules: ``plan`` (what will be cut: sources, grid, blocks; ``TileConfig``), ``source`` and
-``bands`` (opening rasters, band names), ``reader`` (windowed, warped reads), ``tiler`` (the
+``bands`` (opening rasters, band names via :mod:`riotvit.sensors`, reflectance scale), ``dates``
+(per-file acquisition dates from a dates.csv), ``reader`` (windowed, warped reads), ``tiler`` (the
 stage: blocks, journal, resume), ``chipstore`` and ``tileset`` (the tile-set artifact),
 ``stats`` (per-band statistics), ``prefetch`` (read ahead in a thread; shared with predict).
 See ``docs/design.md``.

@@ -52,6 +52,10 @@ class TileSourceMeta(MetaModel):
     bands: list[str] = Field(description="Band names, in file order.")
     mask: str = Field(description="How invalid pixels are found: all_valid, nodata, alpha or per_dataset.")
     categorical: bool = Field(description="Resampled with nearest neighbour (class maps).")
+    scale: list[Number] | None = Field(None, description="Per band: chips hold raw * scale + offset (absent: raw values).")
+    offset: list[Number] | None = Field(None, description="Per band: the offset added after the scale.")
+    scale_from: str | None = Field(None, description="Where scale/offset came from: `file` (GDAL scale/offset or "
+                                   "scale_factor/add_offset tags) or `option` (stated: --scale/--offset, a catalog or STAC source).")
     n_crops: int = Field(description="Crops kept from this source.")
 
 
@@ -65,7 +69,11 @@ class TileSetMeta(ArtifactMeta):
 
     signature: str = Field(description="Hash of everything that determines the contents; an unchanged rerun is a no-op.")
     grid: dict[str, Any] = Field(description="The crop grid (epsg, crop_m, stride_m, crop_px, gsd_m, stride_px, overlap).")
-    bands: list[str] = Field(description="Band names of the chips, in order.")
+    bands: list[str] = Field(description="Band names of the chips, in order (STAC eo common names where the "
+                             "sensor table knows the band: red, nir, swir16 ...).")
+    band_info: list[dict[str, Any]] | None = Field(
+        None, description="Per band: the name as given, the common name, and where known the sensor, band id and "
+        "centre wavelength in micrometres (riotvit.sensors).")
     dtype: str = Field(description="Data type of the chips.")
     fill_value: Number = Field(description="Value of invalid pixels in the chips.")
     n_crops: int = Field(description="Number of crops (N), one per grid cell and acquisition date.")
@@ -84,3 +92,16 @@ class TileSetMeta(ArtifactMeta):
     def crop_grid(self) -> CropGrid:
         """The grid as a :class:`~riotvit.grid.CropGrid`."""
         return CropGrid.from_dict(self.grid)
+
+
+def stated_scaling(sources: list[TileSourceMeta]) -> tuple[float | None, float | None]:
+    """The ``--scale``/``--offset`` a tile set was made with (None, None when none was stated).
+
+    Prediction must read its imagery with the same values, or a model trained on reflectance
+    would see raw values; scale/offset from the files' own GDAL metadata are found again by
+    :func:`riotvit.tile.source.open_source`.
+    """
+    for s in sources:
+        if s.scale_from == "option" and s.scale:
+            return float(s.scale[0]), float(s.offset[0]) if s.offset else 0.0
+    return None, None

@@ -42,7 +42,11 @@ class TileConfig(StrictModel):
     resampling: Resampling = Field("bilinear", description="Resampling for imagery when the source pixel size or CRS differs from the grid.")
     categorical: bool = Field(False, description="The rasters hold classes, not reflectance: resample with nearest neighbour.")
     bands: list[str] | None = Field(None, description="Band names, one per data band (default: the raster's band descriptions or the catalog).")
-    date: dt.date | None = Field(None, description="Acquisition date YYYY-MM-DD (default: the catalog entry or the raster's tags).")
+    date: dt.date | None = Field(None, description="Acquisition date YYYY-MM-DD of every raster (default: the catalog entry, the dates file, or the raster's tags).")
+    dates: str | None = Field(None, description="CSV with columns file,date giving each raster's date by file name or glob pattern (e.g. *_2021.tif,2021-03-16); without it a dates.csv next to the rasters is read if present. Rasters of one date are mosaicked; several dates make one tile set.")
+    sensor: str | None = Field(None, description="Sensor of band ids in bands: sentinel2, landsat8 (8/9) or landsat7 (5/7); needed where an id is ambiguous (B4 is red on sentinel2 and landsat8, NIR on landsat7).")
+    scale: float | None = Field(None, description="Reflectance = raw * scale + offset, for rasters without GDAL scale/offset metadata (e.g. 0.0001 for Sentinel-2 L2A x 10000). Recorded per source in tileset.json.")
+    offset: float | None = Field(None, description="Reflectance offset added after scale (e.g. -0.1 for Sentinel-2 L2A from processing baseline 04.00), for rasters without GDAL offset metadata.")
     write_geotiffs: bool = Field(False, description="Also write every crop as a small georeferenced GeoTIFF (geotiffs/) for inspection in QGIS.")
     block_crops: int = Field(32, ge=1, le=512, description="Crops per side of a processing block; memory is bounded by one block.")
     checksum: bool = Field(True, description="Record each source file's sha256 in tileset.json for provenance.")
@@ -67,6 +71,9 @@ class SourceSpec:
     bands: list[str] | None = None
     date: dt.date | None = None
     categorical: bool = False
+    sensor: str | None = None  # of band ids in ``bands`` (e.g. from a STAC item's eo:bands)
+    scale: float | None = None  # reflectance = raw * scale + offset (e.g. a STAC asset's raster:bands)
+    offset: float | None = None
 
 
 @dataclass(frozen=True)
@@ -124,6 +131,16 @@ class TilePlan:
         }
 
 
+def chip_dtype(sources: list[RasterSource]) -> str:
+    """The chip store's dtype: the sources' own integer dtype when they share it and are stored
+    unscaled, else float32 (never float64: reflectance x 10000 and scaled reflectance keep about 7
+    significant digits in float32, which is more than the sensors measure, at half the bytes)."""
+    dtypes = {s.dtype for s in sources}
+    if len(dtypes) == 1 and all(s.scale is None for s in sources) and dtypes != {"float64"}:
+        return dtypes.pop()
+    return "float32"
+
+
 def grid_epsg(first: RasterSource, crs: str | None) -> int:
     """The grid's metric CRS: ``crs`` if given, the raster's own if metric, else its UTM zone."""
     if crs:
@@ -157,12 +174,18 @@ def plan_tiles(specs: list[SourceSpec], cfg: TileConfig) -> TilePlan:
     """
     if not specs:
         raise ConfigError("no raster given; pass one or more GeoTIFF paths or catalog ids")
+    from riotvit.sensors import check_sensor
+    from riotvit.tile.dates import sidecar_dates
+
+    sensor = check_sensor(cfg.sensor)
+    side = sidecar_dates([s.path for s in specs], cfg.dates)
     sources = [
         open_source(
-            s.path, source_id=s.id, bands=cfg.bands or s.bands, date=cfg.date or s.date,
+            s.path, source_id=s.id, bands=cfg.bands or s.bands, date=cfg.date or s.date or d,
             categorical=cfg.categorical or s.categorical, checksum=cfg.checksum,
+            sensor=sensor or s.sensor, scale=_first(cfg.scale, s.scale), offset=_first(cfg.offset, s.offset),
         )
-        for s in specs
+        for s, d in zip(specs, side, strict=True)
     ]
     ids = [s.id for s in sources]
     if len(set(ids)) != len(ids):
@@ -174,8 +197,7 @@ def plan_tiles(specs: list[SourceSpec], cfg: TileConfig) -> TilePlan:
                 f"{s.path}: bands ({', '.join(s.band_names)}) differ from {first.path.name} "
                 f"({', '.join(first.band_names)}); rasters in one tile set must share bands — tile them separately or pass --bands"
             )
-    dtypes = {s.dtype for s in sources}
-    dtype = dtypes.pop() if len(dtypes) == 1 else "float32"
+    dtype = chip_dtype(sources)
     epsg = grid_epsg(first, cfg.crs)
     try:
         grid = cfg.make_grid(epsg)
@@ -236,6 +258,11 @@ def _check_size(grid: CropGrid, group_bounds: list[tuple[float, float, float, fl
             f"--crop-px {grid.crop_px} with --block-crops {cfg.block_crops} needs {block / 2**30:,.0f} GiB per processing "
             f"block (limit {MAX_BLOCK_BYTES / 2**30:.0f} GiB); use a smaller --crop-px or --block-crops"
         )
+
+
+def _first(*values: float | None) -> float | None:
+    """The first value that is not None (an option beats a source's own)."""
+    return next((v for v in values if v is not None), None)
 
 
 def _rename(s: RasterSource, new_id: str) -> RasterSource:

@@ -151,6 +151,7 @@ class GridReader:
         win = Window(c0, r0, c1 - c0, r1 - r0)
         data = ds.read(list(s.band_indexes), window=win)
         m = valid_mask(ds, s, data, win)
+        data = s.scaled(data)
         oy, ox = r0 - row, c0 - col
         sl = (slice(oy, oy + (r1 - r0)), slice(ox, ox + (c1 - c0)))
         if not mask[sl].any():
@@ -182,7 +183,7 @@ class GridReader:
         data = ds.read(list(s.band_indexes), window=win)
         res = "nearest" if s.categorical else self.resampling
         dst_t = Affine(self.grid.gsd, 0, bounds[0], 0, -self.grid.gsd, bounds[3])
-        if s.mask_kind == "all_valid" and data.dtype.kind in "iu":
+        if s.mask_kind == "all_valid" and data.dtype.kind in "iu" and s.scale is None:
             # every source pixel is valid: warp the integers directly, GDAL's alpha marks coverage
             c = data.shape[0]
             dst = np.zeros((c + 1, height, width), dtype=data.dtype)
@@ -199,7 +200,7 @@ class GridReader:
             mask |= take
             return
         m = valid_mask(ds, s, data, win)
-        src = data.astype(np.float32)
+        src = s.scaled(data).astype(np.float32, copy=False)
         src[:, ~m] = np.nan
         dst = np.full((len(s.band_indexes), height, width), np.nan, dtype=np.float32)
         reproject(

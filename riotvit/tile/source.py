@@ -18,8 +18,9 @@ from rasterio.enums import ColorInterp, MaskFlags
 from rasterio.errors import RasterioIOError
 from rasterio.windows import Window
 
-from riotvit.errors import RasterError
+from riotvit.errors import ConfigError, RasterError
 from riotvit.io import file_sha256
+from riotvit.sensors import ResolvedBand, resolve_bands
 
 _DATE_TAGS = ("ACQUISITION_DATE", "acquisition_date", "DATE_ACQUIRED", "ACQUISITIONDATETIME", "DATE", "TIFFTAG_DATETIME")
 _INTERP_NAMES = {ColorInterp.red: "red", ColorInterp.green: "green", ColorInterp.blue: "blue"}
@@ -50,6 +51,10 @@ class RasterSource:
     date: dt.date
     sha256: str = field(repr=False)
     categorical: bool = False
+    scale: tuple[float, ...] | None = None  # value = raw * scale + offset per band; None = as stored
+    offset: tuple[float, ...] | None = None
+    scale_from: str | None = None  # "file" (GDAL scale/offset) or "option" (--scale/--offset)
+    resolved: tuple[ResolvedBand, ...] = field(default=(), repr=False, compare=False)
 
     @property
     def count(self) -> int:
@@ -80,8 +85,18 @@ class RasterSource:
         lat = np.radians((lat0 + lat1) / 2)
         return float(rx * 111_320 * np.cos(lat)), float(ry * 110_540)
 
+    def scaled(self, data: np.ndarray) -> np.ndarray:
+        """``data`` (C, ...) as reflectance: ``raw * scale + offset`` in float32 (unchanged without a scale)."""
+        if self.scale is None:
+            return data
+        shape = (-1,) + (1,) * (data.ndim - 1)
+        out = data.astype(np.float64) * np.asarray(self.scale).reshape(shape) + np.asarray(self.offset).reshape(shape)
+        return out.astype(np.float32)
+
     def to_dict(self) -> dict:
-        return {
+        scaling = {} if self.scale is None else {
+            "scale": list(self.scale), "offset": list(self.offset or ()), "scale_from": self.scale_from}
+        return scaling | {
             "id": self.id,
             "path": str(self.path),
             "sha256": self.sha256,
@@ -130,19 +145,27 @@ def open_source(
     date: str | dt.date | None = None,
     categorical: bool = False,
     checksum: bool = True,
+    sensor: str | None = None,
+    scale: float | None = None,
+    offset: float | None = None,
 ) -> RasterSource:
     """Open a raster and check that it can be tiled.
 
     Args:
         path: GeoTIFF / COG (any GDAL raster works).
         source_id: id recorded per crop; defaults to the file stem.
-        bands: band names (must match the band count, alpha excluded).
+        bands: band names or Sentinel-2/Landsat ids (must match the band count, alpha excluded);
+            resolved to STAC common names through :mod:`riotvit.sensors`.
         date: acquisition date; else read from the raster's tags.
         categorical: resample with nearest neighbour (class maps).
         checksum: compute the file's sha256 for provenance.
+        sensor: the sensor of band ids (``sentinel2``, ``landsat8``, ``landsat7``) where ambiguous.
+        scale, offset: reflectance = raw * scale + offset, for a file without GDAL scale/offset.
 
     Raises:
-        RasterError: missing, unreadable, truncated, no CRS, band names that do not fit, no date.
+        RasterError: missing, unreadable, truncated, no CRS, band names that do not fit, no date,
+            a stated scale that contradicts the file's.
+        ConfigError: band ids that are unknown or ambiguous without a sensor.
     """
     p = Path(path)
     if not p.exists():
@@ -186,7 +209,9 @@ def open_source(
             mask_kind = "per_dataset"
         else:
             mask_kind = "all_valid"
-        names = _band_names(p, src, idx, bands)
+        resolved = _band_names(p, src, idx, bands, sensor)
+        names = tuple(r.name for r in resolved)
+        sc, off, sc_from = (None, None, None) if categorical else _scaling(p, src, idx, scale, offset)
         tags = src.tags()
         d = parse_date(date, f"{p} --date") if date is not None else None
         if d is None:
@@ -216,29 +241,71 @@ def open_source(
             date=d,
             sha256=file_sha256(p) if checksum else "",
             categorical=categorical,
+            scale=sc,
+            offset=off,
+            scale_from=sc_from,
+            resolved=tuple(resolved),
         )
 
 
-def _band_names(p: Path, src, idx: tuple[int, ...], bands: list[str] | None) -> tuple[str, ...]:
+def _band_names(p: Path, src, idx: tuple[int, ...], bands: list[str] | None,
+                sensor: str | None) -> list[ResolvedBand]:
+    """Band names as STAC common names where the sensor table knows them (given names strictly,
+    file descriptions leniently: ambiguous descriptions are kept as written)."""
     if bands:
         if len(bands) != len(idx):
             raise RasterError(
                 f"{p}: {len(bands)} band names given ({', '.join(bands)}) but the raster has {len(idx)} data bands; "
                 "give one name per band"
             )
-        names = [b.strip().lower() for b in bands]
+        return resolve_bands([b.strip() for b in bands], sensor, where="--bands")
+    desc = [src.descriptions[i - 1] for i in idx]
+    interp = [_INTERP_NAMES.get(src.colorinterp[i - 1]) for i in idx]
+    if all(desc):
+        names = [d.strip() for d in desc]
+    elif all(interp) and len(set(interp)) == len(interp):
+        names = list(interp)
     else:
-        desc = [src.descriptions[i - 1] for i in idx]
-        interp = [_INTERP_NAMES.get(src.colorinterp[i - 1]) for i in idx]
-        if all(desc):
-            names = [d.strip().lower().replace(" ", "_") for d in desc]
-        elif all(interp) and len(set(interp)) == len(interp):
-            names = list(interp)
-        else:
-            names = [f"band_{i}" for i in idx]
-    if len(set(names)) != len(names):
-        raise RasterError(f"{p}: band names must be unique, got {', '.join(names)}; pass --bands")
-    return tuple(names)
+        names = [f"band_{i}" for i in idx]
+    try:
+        return resolve_bands(names, sensor, where=f"{p} (band descriptions)")
+    except ConfigError:
+        if sensor is not None:
+            raise
+    plain = [d.lower().replace(" ", "_") for d in names]
+    if len(set(plain)) != len(plain):
+        raise RasterError(f"{p}: band names must be unique, got {', '.join(plain)}; pass --bands")
+    return [ResolvedBand(n, m) for n, m in zip(names, plain, strict=True)]
+
+
+def _scaling(p: Path, src, idx: tuple[int, ...], scale: float | None,
+             offset: float | None) -> tuple[tuple[float, ...] | None, tuple[float, ...] | None, str | None]:
+    """Per-band (scale, offset, where from): the file's GDAL scale/offset (or ``scale_factor`` /
+    ``add_offset`` tags) when set, else the stated ``scale``/``offset``, else none."""
+    tags = src.tags()
+    f_scale, f_off = [], []
+    for i in idx:
+        bt = {**tags, **src.tags(i)}
+        s, o = src.scales[i - 1], src.offsets[i - 1]
+        try:
+            f_scale.append(float(bt["scale_factor"]) if s == 1.0 and "scale_factor" in bt else float(s))
+            f_off.append(float(bt["add_offset"]) if o == 0.0 and "add_offset" in bt else float(o))
+        except ValueError:
+            raise RasterError(
+                f"{p}: band {i} has a scale_factor/add_offset tag that is not a number; fix the tag "
+                f"(gdal_edit.py -unsetmd {p}) or rewrite the file"
+            ) from None
+    if any(v != 1.0 for v in f_scale) or any(v != 0.0 for v in f_off):
+        if (scale is not None and any(v != scale for v in f_scale)) or (offset is not None and any(v != offset for v in f_off)):
+            raise RasterError(
+                f"{p}: the file declares scale {f_scale[0]:g} and offset {f_off[0]:g}, which --scale/--offset "
+                "contradict; drop --scale/--offset (the file's own values are used)"
+            )
+        return tuple(f_scale), tuple(f_off), "file"
+    if scale is None and offset is None:
+        return None, None, None
+    n = len(idx)
+    return (scale if scale is not None else 1.0,) * n, (offset if offset is not None else 0.0,) * n, "option"
 
 
 def _check_readable(p: Path, src, idx: tuple[int, ...]) -> None:

@@ -80,7 +80,9 @@ def signature(plan: TilePlan, cfg: TileConfig) -> str:
         "sources": [
             {k: v for k, v in s.to_dict().items() if k != "path"} | {"file": s.path.name} for s in plan.sources
         ],
-        "config": cfg.model_dump(mode="json", exclude={"checksum"} | ({"block_crops"} if all_on_lattice(plan) else set())),
+        # dates/sensor/scale/offset act through the sources (their dates, band names, scale): left out here
+        "config": cfg.model_dump(mode="json", exclude={"checksum", "dates", "sensor", "scale", "offset"}
+                                 | ({"block_crops"} if all_on_lattice(plan) else set())),
     }
     return json_sha256(payload, 16)
 
@@ -413,6 +415,7 @@ def tileset_meta(plan: TilePlan, cfg: TileConfig, tiles: gpd.GeoDataFrame, runne
         signature=sig,
         grid=g.to_dict(),
         bands=list(plan.band_names),
+        band_info=[r.to_dict() for r in plan.sources[0].resolved] or None,
         dtype=plan.dtype,
         fill_value=0,
         n_crops=int(len(tiles)),

@@ -207,10 +207,11 @@ def test_non_vit_backbone_late_fusion_only():
 
 # -- bands and pretrained weights ------------------------------------------------------------
 def test_band_aliases():
-    assert [canonical_band(b) for b in ["R", "Green", "b", "Near-Infrared", "NIR08", "B04", "b8a", "SWIR 16"]] == [
-        "red", "green", "blue", "nir", "nir", "red", "nir", "swir1"]
-    assert canonical_band("B4") == "b4"  # bare Landsat numbers are ambiguous: not aliased
+    assert [canonical_band(b) for b in ["R", "Green", "b", "Near-Infrared", "NIR08", "B04", "b8a", "SWIR 1"]] == [
+        "red", "green", "blue", "nir", "nir08", "red", "nir08", "swir16"]
+    assert canonical_band("B4") == "b4"  # red on Sentinel-2 and Landsat 8/9, NIR on Landsat 5/7: not aliased
     assert match_bands(["nir", "RED", "band 7", "Band_7"], ["red", "green", "blue", "band-7"]) == [None, 0, 3, 3]
+    assert match_bands(["nir", "red"], ["nir08", "red"]) == [0, 1]  # narrow NIR stands in for NIR
 
 
 def _save_rgb_vit(path, img_size=32):

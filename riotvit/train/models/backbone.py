@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -19,6 +21,7 @@ _VIT_ONLY = ("patch_size", "patch_stride", "embed_dim", "depth", "num_heads")
 _VIT_MODULES = ("vision_transformer", "deit")  # timm modules whose models are VisionTransformer
 _HEAD_PREFIXES = ("head.", "head_dist.", "fc.", "classifier.", "last_linear.")
 _WRAPPER_KEYS = ("state_dict_ema", "model_ema", "state_dict", "model", "module")
+log = logging.getLogger(__name__)
 
 
 def is_vit(module: nn.Module) -> bool:
@@ -141,13 +144,22 @@ def check_model_config(config: ModelConfig) -> None:
             from safetensors import safe_open
 
             with safe_open(str(p), framework="pt") as f:
-                f.keys()
+                keys = set(f.keys())
+                conv = next((k for k in ("patch_embed.proj.weight", "backbone.patch_embed.proj.weight") if k in keys), None)
+                shape = f.get_slice(conv).get_shape() if conv else None
         except Exception as e:
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise ModelError(
                 f"model.pretrained_path {p}: not a safetensors weights file ({first[:160]}); "
                 "re-save the weights with safetensors.torch.save_file"
             ) from None
+        if shape is not None and len(shape) == 4:  # the band list must fit the kernel: say so before any work
+            bands, _, where = _source_bands(p, config.pretrained_bands, config.pretrained_sensor, shape[1])
+            if len(bands) != shape[1]:
+                raise ModelError(
+                    f"{where} {','.join(bands)} name {len(bands)} channels but the pretrained first layer has "
+                    f"{shape[1]} input channels; list one band per pretrained channel in {where}"
+                )
 
 
 def freeze_backbone(backbone: nn.Module, n_blocks: int) -> list[str]:
@@ -190,10 +202,16 @@ class LoadReport:
     skipped: dict[str, str] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
     band_map: dict[str, str] = field(default_factory=dict)
+    bands_from: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         """A plain dict for bundle.json / logs."""
         return asdict(self)
+
+    def band_summary(self) -> dict[str, Any]:
+        """The weights file, where their band list came from, and tile-set band -> pretrained band
+        (or ``mean``): what the bundle and the training report record."""
+        return {"path": self.path, "bands_from": self.bands_from, "band_map": dict(self.band_map)}
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -238,6 +256,59 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     return sd
 
 
+def weights_sidecar(path: str | Path) -> Path | None:
+    """The band sidecar of a weights file: ``<name>.json`` or ``<name>.<suffix>.json`` next to it."""
+    p = Path(path)
+    for c in (p.with_suffix(".json"), p.with_name(p.name + ".json")):
+        if c.is_file():
+            return c
+    return None
+
+
+def read_weights_sidecar(path: str | Path) -> tuple[list[str], str | None, str] | None:
+    """The band list (and sensor) the weights at ``path`` were trained on, from their sidecar JSON.
+
+    The sidecar is ``{"bands": ["B01", ..., "B12"], "sensor": "sentinel2"}`` (sensor optional),
+    named ``<weights stem>.json`` or ``<weights file>.json``.
+
+    Returns:
+        ``(bands, sensor, "sidecar <file>")``, or None when there is no sidecar.
+
+    Raises:
+        ModelError: a sidecar that is not JSON or has no list of band names.
+    """
+    side = weights_sidecar(path)
+    if side is None:
+        return None
+    try:
+        obj = json.loads(side.read_text())
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{side}: not a readable JSON band sidecar ({str(e)[:120]}); write "
+                         '{"bands": ["B02", "B03", ...], "sensor": "sentinel2"}') from None
+    bands = obj.get("bands") if isinstance(obj, dict) else None
+    if not isinstance(bands, list) or not bands or not all(isinstance(b, str) for b in bands):
+        raise ModelError(f'{side}: needs "bands": a list of band names, one per pretrained input channel, e.g. '
+                         '{"bands": ["B02", "B03", "B04", "B08"], "sensor": "sentinel2"}')
+    sensor = obj.get("sensor")
+    return list(bands), (str(sensor) if sensor else None), f"sidecar {side}"
+
+
+def _source_bands(path, pretrained_bands, sensor, n_channels: int) -> tuple[list[str], str | None, str]:
+    """The pretrained band list: stated > sidecar > red, green, blue for a 3-channel kernel."""
+    if pretrained_bands is not None:
+        return list(pretrained_bands), sensor, "model.pretrained_bands"
+    side = read_weights_sidecar(path)
+    if side is not None:
+        return side[0], sensor or side[1], side[2]
+    if n_channels != 3:
+        raise ModelError(
+            f"{path}: the pretrained first layer has {n_channels} input channels; set "
+            f"model.pretrained_bands (--pretrained-bands) to their names or write a sidecar "
+            f"{Path(path).with_suffix('.json')}"
+        )
+    return ["red", "green", "blue"], sensor, "default (red, green, blue)"
+
+
 def _first_conv(backbone: nn.Module) -> str:
     cfg = getattr(backbone, "pretrained_cfg", None) or {}
     first = cfg.get("first_conv")
@@ -274,6 +345,7 @@ def load_pretrained(
     path: str | Path,
     pretrained_bands: Sequence[str] | None = None,
     band_names: Sequence[str] | None = None,
+    sensor: str | None = None,
 ) -> LoadReport:
     """Load local pretrained timm weights into ``model``'s backbone, adapting bands by name.
 
@@ -281,9 +353,11 @@ def load_pretrained(
         model: a :class:`~riotvit.train.models.model.RiotModel` (its ``backbone`` is loaded) or a bare
             timm model.
         path: ``.safetensors`` file, or a torch file readable with ``weights_only=True``.
-        pretrained_bands: names of the pretrained first layer's channels; None means
-            red, green, blue for a 3-channel kernel.
+        pretrained_bands: names or Sentinel-2/Landsat ids of the pretrained first layer's
+            channels; None means the sidecar JSON next to the weights (see
+            :func:`read_weights_sidecar`), else red, green, blue for a 3-channel kernel.
         band_names: the tile set's bands; defaults to ``model.band_names``.
+        sensor: the sensor of ambiguous band ids (``sentinel2``, ``landsat8``, ``landsat7``).
 
     Returns:
         A :class:`LoadReport`: keys loaded as-is, adapted (first conv, pos_embed, patch size),
@@ -293,6 +367,7 @@ def load_pretrained(
         ModelError: unreadable file, or no pretrained band can be mapped to the tile set's bands.
     """
     backbone = getattr(model, "backbone", model)
+    sensor = sensor or getattr(getattr(model, "config", None), "pretrained_sensor", None)
     bands = list(band_names if band_names is not None else getattr(model, "band_names", []))
     sd = read_state_dict(path)
     target = backbone.state_dict()
@@ -311,17 +386,12 @@ def load_pretrained(
             continue
         want = target[key].shape
         if key == conv_key and value.ndim == 4:
-            src_bands = list(pretrained_bands) if pretrained_bands is not None else None
-            if src_bands is None:
-                if value.shape[1] != 3:
-                    raise ModelError(
-                        f"{path}: the pretrained first layer has {value.shape[1]} input channels; "
-                        "set model.pretrained_bands to their names"
-                    )
-                src_bands = ["red", "green", "blue"]
+            src_bands, src_sensor, report.bands_from = _source_bands(path, pretrained_bands, sensor, value.shape[1])
             if not bands:
                 bands = [f"band_{i + 1}" for i in range(want[1])]
-            value, report.band_map = adapt_patch_kernel(value, bands, src_bands)
+            value, report.band_map = adapt_patch_kernel(value, bands, src_bands, src_sensor, report.bands_from)
+            log.info("pretrained bands (%s) -> tile-set bands: %s", report.bands_from,
+                     ", ".join(f"{b} <- {s}" for b, s in report.band_map.items()))
             note = f"bands {','.join(src_bands)} -> {','.join(bands)} by name, x{len(src_bands) / len(bands):.4g}"
             if tuple(value.shape[-2:]) != tuple(want[-2:]):
                 from timm.layers import resample_patch_embed

@@ -118,10 +118,17 @@ class ModelConfig(StrictModel):
         None, description="Local timm state dict (.safetensors, or a torch file read with "
         "weights_only=True) to initialise the backbone; None = random init. Never downloaded.",
     )
-    pretrained_bands: list[str] = Field(
-        default_factory=lambda: ["red", "green", "blue"],
-        description="Band names of the pretrained first layer's input channels, in order; "
-        "matched to the tile set's bands by name (aliases allowed, see riotvit.train.models.bands).",
+    pretrained_bands: list[str] | None = Field(
+        None,
+        description="Bands of the pretrained first layer's input channels, in order, by common name "
+        "(red, nir, swir16 ...) or Sentinel-2/Landsat id (B04, B8A ...); matched to the tile set's "
+        "bands through the sensor table (riotvit.sensors); bands the weights lack get the mean "
+        "kernel. Unset: the sidecar JSON next to the weights (ssl4eo.safetensors -> ssl4eo.json, holding "
+        '{"bands": [...], "sensor": "sentinel2"}), else red, green, blue for 3-channel weights.',
+    )
+    pretrained_sensor: str | None = Field(
+        None, description="Sensor of pretrained_bands ids where they are ambiguous: sentinel2, "
+        "landsat8 (8/9) or landsat7 (5/7); e.g. B4 is red on sentinel2 but nir on landsat7.",
     )
     fusion: Literal["late", "film", "token", "none"] = Field(
         "late", description="Metadata fusion: 'late' (concat pooled image features with a "
@@ -155,6 +162,17 @@ class ModelConfig(StrictModel):
         False, description="Learn one log-variance per task and weight the losses by it "
         "(Kendall et al. 2018) on top of the fixed head weights.",
     )
+
+    @field_validator("pretrained_sensor")
+    @classmethod
+    def _known_sensor(cls, v: str | None) -> str | None:
+        from riotvit.errors import ConfigError
+        from riotvit.sensors import check_sensor
+
+        try:
+            return check_sensor(v)
+        except ConfigError as e:
+            raise ValueError(str(e).replace("--sensor ", "", 1)) from None
 
     @model_validator(mode="after")
     def _check(self) -> ModelConfig:
