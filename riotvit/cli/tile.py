@@ -33,6 +33,8 @@ Examples:
 
   riotvit tile img.tif --out tiles/x --config configs/tile.yaml --write-geotiffs
 
+  riotvit tile catalog.json --bands red,green,blue,nir --out tiles/stac      (a STAC catalog; B4,B3,B2,B8 works too)
+
   riotvit tile dhaka/ --out tiles/dhaka --bands B4,B3,B2,B8 --sensor sentinel2 --scale 0.0001 --dates dates.csv
 
       (Sentinel-2 reflectance x 10000, the nine GeoTIFFs of a folder: three areas x three dates in one tile set;
@@ -47,7 +49,7 @@ PANEL_RUN = "Run"
 
 @handle_errors
 def tile_command(
-    rasters: Annotated[list[str], typer.Argument(help="GeoTIFF/COG files, folders of GeoTIFFs, or catalog raster ids.", show_default=False)],
+    rasters: Annotated[list[str], typer.Argument(help="GeoTIFF/COG files, folders of GeoTIFFs, catalog raster ids, or STAC Item/ItemCollection/Catalog JSON files or URLs.", show_default=False)],
     out: Annotated[Path, typer.Option("--out", "-o", help="Tile set folder to write.", rich_help_panel=PANEL_RUN)],
     config: Annotated[Path | None, typer.Option(help="YAML with any of the options below (CLI wins).", rich_help_panel=PANEL_RUN)] = None,
     crop_m: Annotated[float | None, config_option(TILE, "crop_m", rich_help_panel=PANEL_GRID)] = None,
@@ -92,7 +94,12 @@ def tile_command(
                     scale=scale, offset=offset, dates=str(dates) if dates else None,
                     write_geotiffs=write_geotiffs, block_crops=block_crops, max_crops=max_crops)
     cfg = build_config(TileConfig, config, options, labels=labels(options))
-    specs = raster_specs(rasters, catalog)
+    from riotvit.stac.read import is_stac_input, resolve_stac_inputs
+
+    stac = [r for r in rasters if is_stac_input(r)]
+    specs = raster_specs([r for r in rasters if not is_stac_input(r)], catalog)
+    if stac:  # one small VRT per item (its band assets in order, its mask), next to the tile set
+        specs += resolve_stac_inputs(stac, bands=band_list, date=d, workdir=out.with_name(out.name + ".sources"))
     if dry_run:
         plan = plan_tiles(specs, cfg.model_copy(update={"checksum": False}))
         s = plan.summary()

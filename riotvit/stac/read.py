@@ -52,10 +52,18 @@ def band_matches(wanted: str, band: AssetBand) -> bool:
     """Whether the requested band name ``wanted`` names ``band``: its common name, its band id
     (``B4`` and ``B04`` alike) or, for a single-band asset without band metadata, the asset key.
 
-    The one place that decides band names; switch it to the sensor band table when it lands.
+    The one place that decides band names: spellings and ids are compared as written (``B4`` =
+    ``B04``) and through the sensor band table (:func:`riotvit.sensors.canonical_band`: ``nir`` =
+    ``B08`` of Sentinel-2).
     """
+    from riotvit.sensors import canonical_band
+
+    names = [n for n in (band.name, band.common_name, band.key) if n]
     w = _norm(wanted)
-    return w in {_norm(n) for n in (band.name, band.common_name, band.key) if n}
+    if w in {_norm(n) for n in names}:
+        return True
+    cw = canonical_band(wanted)
+    return any(canonical_band(n) == cw for n in names)
 
 
 def _norm(name: str) -> str:

@@ -258,3 +258,26 @@ def test_item_vrt_with_its_mask_opens_in_qgis(tmp_path):
     assert layer["band_names"] == ["Band 1: red", "Band 2: green", "Band 3: nir", "Band 4"]
     assert layer["size"] == [200, 160]
     assert layer["extent"] == pytest.approx([229_000.0, 2_629_400.0, 231_000.0, 2_631_000.0])
+
+
+def test_riotvit_tile_cli_takes_a_stac_catalog(tmp_path):
+    """The CLI: a catalog tiles like its files, with band ids or common names; a missing band is one line."""
+    from typer.testing import CliRunner
+
+    from riotvit.cli import app
+
+    files = _scene_files(tmp_path)
+    items = [make_item(n, cogs, datetime=dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc))
+             for (n, (_, cogs)), d in zip(files.items(), (D1, D2), strict=True)]
+    cat = save_catalog(items, tmp_path / "stac")
+    run = CliRunner().invoke
+    common = ["--crop-px", "32", "--min-valid", "0.3", "--quiet"]
+    r = run(app, ["tile", str(cat), "--out", str(tmp_path / "cli"), "--bands", "red,green,nir", *common])
+    assert r.exit_code == 0, r.output
+    tile([SourceSpec(files["scene_2022"][0], date=D1), SourceSpec(files["scene_2023"][0], date=D2)],
+         tmp_path / "by_path", CFG.model_copy(update={"bands": ["red", "green", "nir"]}))
+    n = _same_tilesets(tmp_path / "by_path", tmp_path / "cli")
+    assert n > 0 and (tmp_path / "cli.sources").is_dir()
+    bad = run(app, ["tile", str(cat), "--out", str(tmp_path / "bad"), "--bands", "red,swir16", *common])
+    assert bad.exit_code != 0 and "swir16" in bad.output and "Traceback" not in bad.output
+    assert not (tmp_path / "bad").exists()

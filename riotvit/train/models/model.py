@@ -248,4 +248,6 @@ def model_summary(model: RiotModel) -> dict[str, Any]:
         "n_meta": model.n_meta,
         "heads": list(model.heads.names),
         "frozen_tensors": len(model.frozen),
+        # which pretrained kernel each band got (by band id / common name), or None without weights
+        "pretrained": model.pretrained_report.band_summary() if model.pretrained_report else None,
     }
