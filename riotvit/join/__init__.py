@@ -7,7 +7,7 @@ and the temporal split) and ``stage`` (the stage itself, ``JoinConfig`` and ``sa
 See ``docs/design.md``.
 """
 
-from riotvit.lazy import lazy_exports
+from riotvit.lazy import callable_package, lazy_exports
 
 _EXPORTS = {
     "join": "riotvit.join.stage",
@@ -17,3 +17,4 @@ _EXPORTS = {
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
+callable_package(__name__, "join")

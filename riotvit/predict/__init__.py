@@ -6,7 +6,7 @@ blocks for a region; ``PredictConfig``), ``runner`` (the model on batches, test-
 ``docs/design.md``.
 """
 
-from riotvit.lazy import lazy_exports
+from riotvit.lazy import callable_package, lazy_exports
 
 _EXPORTS = {
     "predict": "riotvit.predict.predictor",
@@ -17,3 +17,4 @@ _EXPORTS = {
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
+callable_package(__name__, "predict")

@@ -8,7 +8,7 @@ stage: blocks, journal, resume), ``chipstore`` and ``tileset`` (the tile-set art
 See ``docs/design.md``.
 """
 
-from riotvit.lazy import lazy_exports
+from riotvit.lazy import callable_package, lazy_exports
 
 _EXPORTS = {
     "tile": "riotvit.tile.tiler",
@@ -20,3 +20,4 @@ _EXPORTS = {
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
+callable_package(__name__, "tile")

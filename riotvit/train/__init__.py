@@ -17,7 +17,7 @@ Modules:
 See ``docs/design.md``.
 """
 
-from riotvit.lazy import lazy_exports
+from riotvit.lazy import callable_package, lazy_exports
 
 _EXPORTS = {
     "train": "riotvit.train.trainer",
@@ -28,3 +28,4 @@ _EXPORTS = {
 }
 __all__ = list(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)
+callable_package(__name__, "train")
