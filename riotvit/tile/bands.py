@@ -96,3 +96,27 @@ def crop_sources(band: Band, i: int, xs: np.ndarray, grid: CropGrid, n_sources: 
     w = np.stack([who[:, x : x + cp] for x in xs]).reshape(xs.size, -1)
     counts = np.stack([(w == k).sum(axis=1) for k in range(n_sources)], axis=1)
     return counts.argmax(axis=1)
+
+
+def companion_band(reader: GridReader, grid: CropGrid, cols: range, band: Band) -> Band:
+    """The region of ``band`` read from another group of sources (the previous image date, for
+    ``model.temporal``): same rows, columns and pixels, so crops cut at the same offsets match."""
+    h, width = band.valid.shape
+    data = np.zeros((band.data.shape[0], h, width), dtype=band.data.dtype)
+    valid = np.zeros((h, width), dtype=bool)
+    who = np.full((h, width), -1, dtype=np.int16)
+    top = band.rows[0] * grid.stride_m + grid.crop_m
+    reader.read(cols.start * grid.stride_m, top, width, h, data, valid, who)
+    return Band(band.rows, data, valid, who)
+
+
+def cut_at(band: Band, i: int, xs: np.ndarray, grid: CropGrid) -> tuple[np.ndarray, np.ndarray]:
+    """Crops of crop row ``i`` at pixel offsets ``xs`` whatever their valid share: (chips, masks),
+    invalid pixels set to 0."""
+    cp, sp = grid.crop_px, grid.stride_px
+    sl = slice(i * sp, i * sp + cp)
+    data, valid = band.data[:, sl], band.valid[sl]
+    chips = np.stack([data[:, :, x : x + cp] for x in xs])
+    masks = np.stack([valid[:, x : x + cp] for x in xs])
+    chips[~np.broadcast_to(masks[:, None], chips.shape)] = 0
+    return chips, masks
