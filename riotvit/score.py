@@ -25,7 +25,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from riotvit.errors import BundleError, EventsError, InputError, clip
+from riotvit.errors import BundleError, EventsError, GridError, InputError, clip
 from riotvit.grid import CropGrid
 from riotvit.io import atomic_file, resolve_recorded, write_json
 from riotvit.join.events.acled import AcledConfig, read_acled
@@ -144,13 +144,19 @@ def _join_config(bundle: dict | None, event_types: list[str] | None, window: Win
 
 
 def _read_cells(pred: Path) -> gpd.GeoDataFrame:
+    """The folder's ``cells`` layer, with ``col`` and ``row`` parsed from each ``crop_id``."""
     path = pred / "cells.gpkg"
     if not path.is_file():
         raise InputError(f"{pred}: not a prediction folder (no cells.gpkg); give the folder riotvit predict wrote")
     cells = gpd.read_file(path, layer="cells")
-    missing = [c for c in ("col", "row", "riot_probability") if c not in cells.columns]
+    missing = [c for c in ("crop_id", "riot_probability") if c not in cells.columns]
     if missing:
         raise InputError(f"{path}: layer 'cells' lacks {', '.join(missing)}; predict again with this riotvit")
+    try:
+        ids = [CropGrid.parse_crop_id(str(c)) for c in cells["crop_id"]]
+    except GridError as e:
+        raise InputError(f"{path}: {e}; predict again with this riotvit") from e
+    cells["col"], cells["row"] = [i[2] for i in ids], [i[3] for i in ids]
     return cells
 
 

@@ -64,7 +64,7 @@ def _events(cells: gpd.GeoDataFrame, n: int, seed: int) -> pd.DataFrame:
 def _prediction(tmp: Path, cells: gpd.GeoDataFrame, window: bool = True, bundle: bool = True) -> Path:
     pred = tmp / "predict"
     pred.mkdir()
-    cells.to_file(pred / "cells.gpkg", layer="cells", driver="GPKG")
+    cells.drop(columns=["col", "row"]).to_file(pred / "cells.gpkg", layer="cells", driver="GPKG")  # as predict writes it
     run = {"format": "riotvit-prediction", "format_version": 1, "date": AS_OF.isoformat(), "grid": GRID.to_dict(),
            "crs": GRID.crs, "model": {"path": "../model"}}
     if window:
