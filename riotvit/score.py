@@ -105,12 +105,17 @@ def _read_json(path: Path, what: str) -> dict:
         raise InputError(f"{path}: cannot read the {what} ({clip(str(e))}); rerun riotvit predict") from e
 
 
-def _bundle_meta(pred: Path, run: dict) -> dict:
-    """The bundle's ``bundle.json`` as recorded by the prediction's ``run.json``."""
+def _bundle_meta(pred: Path, run: dict, required: bool) -> dict | None:
+    """The bundle's ``bundle.json`` as recorded by the prediction's ``run.json`` (None when it is
+    gone and not ``required``: the window is in run.json, and the ACLED options fall back to the defaults)."""
     rec = (run.get("model") or {}).get("path")
     if not rec:
+        if not required:
+            return None
         raise InputError(f"{pred / 'run.json'}: names no model bundle (model.path); rerun riotvit predict")
     path = resolve_recorded(rec, pred) / "bundle.json"
+    if not path.is_file() and not required:
+        return None
     if not path.is_file():
         raise BundleError(f"{path}: the prediction's model bundle is gone; the window and label need it "
                           "(restore the bundle, or predict again with a riotvit that writes the window into run.json)")
@@ -192,7 +197,7 @@ def score_prediction(
     if not (pred / "run.json").is_file():
         raise InputError(f"{pred}: not a prediction folder (no run.json); give the folder riotvit predict wrote")
     run = _read_json(pred / "run.json", "prediction record (run.json)")
-    bundle = _bundle_meta(pred, run) if not run.get("window") else None
+    bundle = _bundle_meta(pred, run, required=not run.get("window"))
     window = prediction_window(pred, run, bundle)
     cfg = _join_config(bundle, event_types, window)
     spec = cfg.label_spec()
@@ -210,7 +215,8 @@ def score_prediction(
     persist = build_reference(crops, events, grid, spec)["persist_riot"].to_numpy().astype(np.float64)
     p = cells["riot_probability"].to_numpy(dtype=np.float64)
     clim = float(persist.mean()) if len(persist) else math.nan
-    warnings = []
+    warnings = [] if bundle is not None else [
+        "the model bundle is gone: the export was read with the default ACLED options, which may differ from the labels'"]
     if emin > window.as_of - dt.timedelta(days=window.horizon_days) + dt.timedelta(days=COVERAGE_SLACK_DAYS):
         warnings.append(f"the export starts {emin}, after the persistence window starts "
                         f"({window.as_of - dt.timedelta(days=window.horizon_days)}): persistence and climatology undercount")

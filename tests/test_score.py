@@ -61,7 +61,7 @@ def _events(cells: gpd.GeoDataFrame, n: int, seed: int) -> pd.DataFrame:
     return df
 
 
-def _prediction(tmp: Path, cells: gpd.GeoDataFrame, window: bool = True, bundle: bool = True) -> Path:
+def _prediction(tmp: Path, cells: gpd.GeoDataFrame, window: bool = True, exclude: tuple = (3,)) -> Path:
     pred = tmp / "predict"
     pred.mkdir()
     cells.drop(columns=["col", "row"]).to_file(pred / "cells.gpkg", layer="cells", driver="GPKG")  # as predict writes it
@@ -72,18 +72,17 @@ def _prediction(tmp: Path, cells: gpd.GeoDataFrame, window: bool = True, bundle:
                          "end": (AS_OF + dt.timedelta(days=HORIZON - 1)).isoformat(), "lead_days": 0,
                          "horizon_days": HORIZON, "event_types": ["Riots"], "label": "P(≥ 1 riot)"}
     (pred / "run.json").write_text(json.dumps(run))
-    if bundle:
-        (tmp / "model").mkdir()
-        (tmp / "model" / "bundle.json").write_text(json.dumps({
-            "targets": {"lead_days": 0, "horizon_days": HORIZON, "riot_event_types": ["Riots"]},
-            "provenance": {"join": {"config": {"acled": {"exclude_geo_precision": [3]}}}}}))
+    (tmp / "model").mkdir()
+    (tmp / "model" / "bundle.json").write_text(json.dumps({
+        "targets": {"lead_days": 0, "horizon_days": HORIZON, "riot_event_types": ["Riots"]},
+        "provenance": {"join": {"config": {"acled": {"exclude_geo_precision": list(exclude)}}}}}))
     return pred
 
 
 def _by_hand(cells: gpd.GeoDataFrame, events: pd.DataFrame) -> dict:
     """The same scores, computed independently: point-in-polygon joins and scikit-learn."""
     ev = events.assign(d=pd.to_datetime(events["event_date"]))
-    ev = ev[ev["event_type"] == "Riots"]
+    ev = ev[(ev["event_type"] == "Riots") & (ev["geo_precision"] == "1")]
     pts = gpd.GeoDataFrame(ev, geometry=gpd.points_from_xy(ev["longitude"].astype(float), ev["latitude"].astype(float)),
                            crs=4326).to_crs(GRID.crs)
     t = pd.Timestamp(AS_OF)
@@ -125,6 +124,18 @@ def test_score_matches_an_independent_computation(tmp_path, window_in_run):
     saved = json.loads((pred / "score.json").read_text())
     assert saved["metrics"]["riotvit"]["aupr"] == pytest.approx(ref["aupr"])
     assert saved["window"]["end"] == "2024-12-30" and saved["positive_cells"] == rep.positive_cells
+
+
+def test_the_bundles_acled_options_apply_with_a_window_in_run_json(tmp_path):
+    """Events the labels left out (here precision 2, within ~2 km) are left out of the score too."""
+    cells = _cells()
+    events = _events(cells, 160, seed=1)
+    events.loc[:29, "geo_precision"] = "2"
+    events.to_csv(tmp_path / "later.csv", index=False)
+    rep = score_prediction(_prediction(tmp_path, cells, window=True, exclude=(2, 3)), tmp_path / "later.csv")
+    ref = _by_hand(cells, events)
+    assert rep.positive_cells == int(ref["y"].sum()) and rep.model["aupr"] == pytest.approx(ref["aupr"], abs=1e-9)
+    assert rep.event_locations == ref["locations"]
 
 
 def test_thin_data_is_said_plainly(tmp_path):

@@ -67,14 +67,16 @@ def test_dhaka_trains_as_of_2023_and_predicts_as_of_2024(dhaka_run):
     stats = ts.info.stats
     assert 500 < stats["red"]["mean"] < 2000 and 1500 < stats["nir"]["mean"] < 4000  # reflectance x 10000
     join = res.record("join").summary
-    assert join["rows"] == len(ts) and 20 <= join["riot_crops"] <= 80  # riots + protests in 2023
+    # riots + protests in 2023 at precision-1 points inside the three areas: a handful of cells
+    assert join["rows"] == len(ts) and 4 <= join["riot_crops"] <= 15
     metrics = json.loads((run / "model" / "metrics.json").read_text())
     fold = next(iter(metrics["splits"].values()))
     assert {"riotvit", "prevalence", "persistence", "history_census"} <= set(fold["models"])
     held = fold["models"]["riotvit"]["riot"]
-    assert 0 <= held["aupr"] <= 1 and 30 <= held["n"] <= 45 and held["n_pos"] < 20
+    assert 30 <= held["n"] <= 45 and held["n_pos"] < 5  # one held-out fold of 5: AUPR is undefined or noise
+    assert held["aupr"] is None or 0 <= held["aupr"] <= 1
     thin = assess_thin_data(held["n_pos"], held["n"])
-    assert thin.thin and thin.sentence.startswith("Data too thin")  # one held-out block of Dhaka is thin
+    assert thin.thin and thin.sentence.startswith(f"Data too thin for a meaningful AUPR: {held['n_pos']} positive crop")
     meta = json.loads((run / "predict" / "run.json").read_text())
     assert meta["date"] == "2024-01-01" and meta["crs"] == "EPSG:32646"
     assert {Path(i["path"]).name for i in meta["imagery"]} == {f"{a}_s2_2023.tif" for a in AREAS}
@@ -96,6 +98,7 @@ def test_score_refuses_the_2024_forecast_and_scores_the_2023_one(dhaka_run):
     samples = pd.read_parquet(run / "samples.parquet")
     assert rep.cells == len(samples) and rep.positive_cells == int(samples["riot"].sum())
     assert rep.window.event_types == ("Riots", "Protests") and rep.window.end == dt.date(2023, 12, 31)
-    assert 3 <= rep.event_locations <= 20 and rep.events_in_window > 100
-    assert rep.thin.thin == (rep.event_locations < 10 or rep.positive_cells < 20)
+    # ACLED's few neighbourhood points: a handful of locations behind all of 2023's events here
+    assert 3 <= rep.event_locations < 10 and rep.events_in_window > 20
+    assert rep.thin.thin and "fewer than 10 distinct event locations" in rep.thin.sentence
     assert 0 <= rep.model["aupr"] <= 1 and rep.persistence["n"] == rep.cells
