@@ -48,7 +48,7 @@ class ThinData:
         if not self.thin:
             return f"Enough data for AUPR: {found}."
         return (f"Data too thin for a meaningful AUPR: {found} ({'; '.join(self.reasons)}); "
-                "the metrics below are shown for the record, not as evidence that the model works or fails.")
+                "read its metrics as a record, not as evidence that the model works or fails.")
 
     def to_dict(self) -> dict:
         return {"thin": self.thin, "positives": self.positives, "locations": self.locations, "crops": self.crops,

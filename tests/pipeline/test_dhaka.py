@@ -86,6 +86,22 @@ def test_dhaka_trains_as_of_2023_and_predicts_as_of_2024(dhaka_run):
     assert len(cells) == meta["counts"]["predicted_crops"] and cells["riot_probability"].between(0, 1).all()
 
 
+@pytest.mark.qgis
+def test_dhaka_maps_open_in_qgis(dhaka_run, tmp_path):
+    from qgis_support import qgis_available, run_qgis_check
+
+    if not qgis_available():
+        pytest.skip("QGIS (python3-qgis) is not installed")
+    run, *_ = dhaka_run
+    p = run / "predict"
+    rep = run_qgis_check([p / "risk.tif", p / "cells.gpkg", run / "riotvit.qgs"], render=tmp_path / "dhaka.png")
+    assert [f["crs"] for f in rep["files"]] == ["EPSG:32646"] * 2 and all(f["valid"] for f in rep["files"])
+    (proj,) = rep["projects"]
+    assert proj["read_ok"] and not proj["absolute_paths"] and all(ly["valid"] for ly in proj["layers"])
+    assert sum("imagery s2_dhaka_" in ly["name"] for ly in proj["layers"]) == 3  # the three 2023 composites
+    assert rep["render"]["errors"] == [] and rep["render"]["non_background_fraction"] > 0.1
+
+
 def test_score_refuses_the_2024_forecast_and_scores_the_2023_one(dhaka_run):
     run, _, sets, _, acled = dhaka_run
     with pytest.raises(EventsError, match=r"2022-12-10\.\.2023-12-31 but the forecast window is 2024-01-01\.\.2024-12-30"):
