@@ -16,6 +16,8 @@ from riotvit.cli.predict import EXAMPLES as PREDICT_EXAMPLES
 from riotvit.cli.predict import predict_command
 from riotvit.cli.sample import EXAMPLES as SAMPLE_EXAMPLES
 from riotvit.cli.sample import sample_command
+from riotvit.cli.score import EXAMPLES as SCORE_EXAMPLES
+from riotvit.cli.score import score_command
 from riotvit.cli.tile import EXAMPLES as TILE_EXAMPLES
 from riotvit.cli.tile import tile_command
 from riotvit.cli.train import EVAL_EXAMPLES, TRAIN_EXAMPLES, evaluate_command, train_command
@@ -52,6 +54,7 @@ app.command("train", epilog=TRAIN_EXAMPLES, cls=ConfigHelpCommand)(train_command
 app.command("evaluate", epilog=EVAL_EXAMPLES, cls=ConfigHelpCommand)(evaluate_command)
 app.command("predict", epilog=PREDICT_EXAMPLES, cls=ConfigHelpCommand)(predict_command)
 app.command("explain", epilog=EXPLAIN_EXAMPLES, cls=ConfigHelpCommand)(explain_command)
+app.command("score", epilog=SCORE_EXAMPLES, cls=ConfigHelpCommand)(score_command)
 app.add_typer(catalog_cli.app, name="catalog")
 
 
