@@ -24,7 +24,7 @@ from riotvit.cli.train import EVAL_EXAMPLES, TRAIN_EXAMPLES, evaluate_command, t
 
 HELP = """riotvit: riot risk mapped from space, per 672 m cell, for prevention and humanitarian planning.
 
-Pipeline: sample -> tile -> join -> train -> evaluate -> predict -> explain (see docs/design.md).
+Pipeline: sample -> tile -> join -> train -> evaluate -> predict -> explain, and later score (see docs/design.md).
 
 Examples:
 
@@ -37,6 +37,8 @@ Examples:
   riotvit tile data/sample/city.tif --out runs/tiles
 
   riotvit catalog validate
+
+  riotvit score runs/dhaka/predict --acled later_export.csv      (check a past forecast against what happened)
 
 Errors are one line on stderr and a non-zero exit; riotvit --debug CMD ... (or RIOTVIT_DEBUG=1) adds the traceback of an unexpected one.
 """

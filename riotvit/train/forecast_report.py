@@ -25,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from riotvit.io import atomic_file, write_json
+from riotvit.thin import assess_thin_data
 from riotvit.train.forecast import (
     OriginForecast,
     persistence_forecast,
@@ -139,6 +140,11 @@ class ForecastReport:
         for o in self.origins:
             t = o["origin"]
             for scope in self.scores[t]:
+                m = self.scores[t][scope].get("riotvit", {})
+                thin = assess_thin_data(int(m.get("positives", 0)), int(m.get("n", 0)))
+                if thin.thin:  # beats / loses over a handful of positives would be noise
+                    out.append(f"{t}, {scope}: {thin.sentence}")
+                    continue
                 r = self.value(t, scope, "riotvit", "aupr")
                 for b in BASELINES:
                     v = self.value(t, scope, b, "aupr")

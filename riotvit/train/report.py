@@ -215,6 +215,7 @@ class MetricsTable:
                 },
                 "summary": {"spatial": self.summary()},
                 "lift": {"aupr": self.lift("aupr")},
+                "thin_data": self.thin_data().to_dict(),
                 "meta": self.meta,
             }
         )
@@ -258,7 +259,10 @@ class MetricsTable:
         lines += ["| " + " | ".join(r) + " |" for r in self.rows()]
         lift = self.lift("aupr")
         lines.append("")
-        for b in self.baselines:
+        thin = self.thin_data()
+        if thin.thin:  # a lift over a handful of positives is noise: say so instead of printing it
+            lines.append(f"- {thin.sentence}")
+        for b in self.baselines if not thin.thin else ():
             r = lift["mean"][b]["ratio_mean"]
             per = ", ".join(_fmt(lift["per_split"][s][b]["ratio"], 2) for s in self.spatial_splits)
             lines.append(
@@ -268,11 +272,22 @@ class MetricsTable:
                   f"{_DASH} means undefined (e.g. a fold with one class)."]
         return "\n".join(lines) + "\n"
 
+    def thin_data(self):
+        """Whether the held-out labels are too few for a meaningful AUPR (:mod:`riotvit.thin`)."""
+        from riotvit.thin import assess_thin_data
+
+        splits = self.spatial_splits or self.splits
+        n = np.nansum([self.value(s, self.primary, "riot", "n") for s in splits])
+        npos = np.nansum([self.value(s, self.primary, "riot", "n_pos") for s in splits])
+        return assess_thin_data(int(npos), int(n))
+
     def to_rich(self) -> Any:
         """A ``rich.table.Table`` of :meth:`rows` for printing."""
         from rich.table import Table
 
-        table = Table(title=f"riotvit metrics ({self.primary} vs {', '.join(self.baselines)})")
+        thin = self.thin_data()
+        table = Table(title=f"riotvit metrics ({self.primary} vs {', '.join(self.baselines)})",
+                      caption=thin.sentence if thin.thin else None)
         for i, c in enumerate(COLUMNS):
             table.add_column(c, justify="left" if i < 2 else "right", no_wrap=i < 2)
         prev = None

@@ -347,3 +347,30 @@ def test_reliability_diagram_is_deterministic_and_draws_what_it_says(tmp_path):
     # old equal-width bins without intervals still draw
     old = {k: v for k, v in reliability_bins(y, p, strategy="uniform").items() if not k.startswith("ci_")}
     _png(reliability_diagram({"old": old}, tmp_path / "old.png"), (600, 650))
+
+
+def test_thin_labels_replace_the_lift_with_a_plain_sentence():
+    model = {f"fold{k}": {"riotvit": _heads(0.9, 0.6, n=40, n_pos=3)} for k in range(3)}
+    base = {f"fold{k}": {"prevalence": _heads(0.5, 0.08, n=40, n_pos=3)} for k in range(3)}
+    table = build_metrics_table(merge_results(model, base), primary="riotvit")
+    md = table.to_markdown()
+    assert "Data too thin for a meaningful AUPR: 9 positive crops of 120" in md
+    assert "AUPR lift" not in md
+    d = table.to_dict()["thin_data"]
+    assert d["thin"] and d["positives"] == 9 and d["crops"] == 120
+    assert table.to_rich().caption.startswith("Data too thin")
+
+
+def test_forecast_verdicts_say_thin_instead_of_beats():
+    from riotvit.train.forecast_report import ForecastReport
+
+    rep = ForecastReport(0, 365)
+    rep.origins = [{"origin": "2023-01-01"}]
+    scores = lambda aupr, pos: {"aupr": aupr, "n": 173, "positives": pos}  # noqa: E731
+    rep.scores = {"2023-01-01": {
+        "held-out blocks": {"riotvit": scores(0.41, 8), "persistence": scores(0.06, 8)},
+        "all blocks": {"riotvit": scores(0.5, 30), "persistence": scores(0.2, 30)},
+    }}
+    v = rep.verdicts()
+    assert v[0].startswith("2023-01-01, held-out blocks: Data too thin for a meaningful AUPR: 8 positive crops of 173")
+    assert v[1] == "2023-01-01, all blocks: riotvit beats persistence in AUPR (0.500 vs 0.200)"
