@@ -35,6 +35,9 @@ SECTION_MODELS = {
 class Sources(StrictModel):
     raster: list[str] = Field(default_factory=list, description="Imagery: catalog ids or files (several = a mosaic or several dates).")
     predict_raster: list[str] | None = Field(None, description="Imagery the predict stage maps (default: sources.raster); with several dates in sources.raster, name the latest date's files here.")
+    predict_previous_raster: list[str] | None = Field(None, description="The same area at the image date before predict_raster's: what a model trained with model.temporal (stack or tokens) compares against.")
+    admin: str | None = Field(None, description="Admin units (wards, districts, P-codes) to summarise the prediction by: catalog id or vector file; predict writes admin.gpkg and admin.csv.")
+    admin_id: str | None = Field(None, description="The admin layer's id column (default: the first column unique per unit).")
     acled: str | None = Field(None, description="ACLED export: catalog id or file.")
     census: str | None = Field(None, description="Census polygons: catalog id or file.")
     population_raster: str | None = Field(None, description="Population raster for dasymetric census values.")
