@@ -30,7 +30,7 @@ OUTPUTS: dict[str, tuple[str, str]] = {
     "risk_rank": ("risk percentile in this map", "%"),
     "expected_events": ("expected riots", "events"), "events_p10": ("expected riots, 10th percentile", "events"),
     "events_p90": ("expected riots, 90th percentile", "events"),
-    "uncertainty": ("uncertainty (spread of the probability)", "probability"),
+    "uncertainty": ("uncertainty: spread of the probability", "probability"),
     "view_spread": ("spread over image views", "probability"), "acquisition_date": ("imagery date", ""),
     "valid_fraction": ("share of the cell with imagery", "share"), "crops": ("crops averaged", ""),
     "edge": ("partial cell at the imagery edge", ""), "window_start": ("forecast window start", ""),

@@ -27,6 +27,7 @@ def summary_text(cells: pd.DataFrame, window: ForecastWindow, top_k: int = 3) ->
     u = cells["uncertainty"].to_numpy(dtype=np.float64) if "uncertainty" in cells else np.full(p.size, np.nan)
     vf = cells["valid_fraction"].to_numpy(dtype=np.float64) if "valid_fraction" in cells else np.ones(p.size)
     drivers = [k for k in range(1, top_k + 1) if f"driver_{k}" in cells]
+    players = {c.removeprefix("shap_") for c in cells.columns if c.startswith("shap_")}
     out = []
     for i in range(p.size):
         text = f"{head} = {p[i]:.2f}"
@@ -37,7 +38,7 @@ def summary_text(cells: pd.DataFrame, window: ForecastWindow, top_k: int = 3) ->
             name = cells[f"driver_{k}"].iat[i]
             if not name:
                 continue
-            if name not in set(cells.columns.str.removeprefix("shap_")) and name != "image":
+            if name not in players:
                 parts.append(str(name))  # "no clear driver"
                 continue
             val = cells[f"driver_{k}_value"].iat[i] if f"driver_{k}_value" in cells else None

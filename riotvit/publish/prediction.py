@@ -99,8 +99,9 @@ def prediction_layers(sources: Sequence[Any], norm: NormMeta, project_dir: Path,
     layers += list(extra)
     layers.append(LayerSpec(names["risk"], "risk.tif", "raster", "gdal", qml["risk"], opacity=RISK_OPACITY,
                             visible=False))
-    layers.append(LayerSpec(names["uncertainty"], "risk.tif", "raster", "gdal", qml["uncertainty"],
-                            opacity=RISK_OPACITY, visible=False))
+    if cells.uncertainty_range[1] > 0:  # a single model without test-time views measures none
+        layers.append(LayerSpec(names["uncertainty"], "risk.tif", "raster", "gdal", qml["uncertainty"],
+                                opacity=RISK_OPACITY, visible=False))
     if cells.expected_range[1] > 0:
         layers.append(LayerSpec(names["expected"], "risk.tif", "raster", "gdal", qml["expected"],
                                 opacity=RISK_OPACITY, visible=False))
