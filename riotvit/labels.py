@@ -94,11 +94,10 @@ def feature_label(name: str) -> FeatureLabel:
     if name == "image":
         return FeatureLabel(name, "imagery")
     if name.startswith("shap_"):
-        inner = feature_label(name.removeprefix("shap_"))
-        return FeatureLabel(name, f"effect of {inner.label} (SHAP, log-odds)")
+        return FeatureLabel(name, f"effect of {label(name.removeprefix('shap_'))} (SHAP, log-odds)")
     if name in OUTPUTS:
-        label, unit = OUTPUTS[name]
-        return FeatureLabel(name, label, unit)
+        text, unit = OUTPUTS[name]
+        return FeatureLabel(name, text, unit)
     m = re.fullmatch(r"hist_days_since_riot_(.+km)", name)
     if m:
         return FeatureLabel(name, f"days since the last riot within {_km(m.group(1))}", "days")

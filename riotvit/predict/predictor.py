@@ -59,6 +59,8 @@ class PredictResult:
     device: str
     stream_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    window: dict = field(default_factory=dict)
+    n_cells: int = 0
 
     @property
     def stream_crops_per_s(self) -> float:
@@ -197,7 +199,8 @@ def predict(
         run.write(work / "run.json")
     dt = st.elapsed()
     area = n_pred * plan.grid.stride_m**2 / 1e6
-    return PredictResult(st.out, plan.n_crops, n_pred, area, dt, n_pred / dt, area / dt, dc.device, stream_s, warnings)
+    return PredictResult(st.out, plan.n_crops, n_pred, area, dt, n_pred / dt, area / dt, dc.device, stream_s, warnings,
+                         window.to_dict(), cells.n_cells)
 
 
 def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> list[SourceSpec]:

@@ -31,8 +31,8 @@ def summary_text(cells: pd.DataFrame, window: ForecastWindow, top_k: int = 3) ->
     out = []
     for i in range(p.size):
         text = f"{head} = {p[i]:.2f}"
-        if np.isfinite(u[i]):
-            text += f" (± {u[i]:.2f})"
+        if np.isfinite(u[i]) and u[i] > 0:  # a single model without test-time views measures no spread
+            text += f" (± {u[i]:.2f})" if u[i] >= 0.005 else f" (± {u[i]:.1g})"
         parts = []
         for k in drivers:
             name = cells[f"driver_{k}"].iat[i]
@@ -62,6 +62,5 @@ def field_aliases(fields: list[str] | tuple[str, ...]) -> dict[str, str]:
                       "shap": f"driver {k}: SHAP (log-odds)"}.get(what, f)
             continue
         fl = feature_label(f)
-        text = label(f) if not f.startswith("shap_") else fl.label
-        out[f] = f"{text} ({fl.unit})" if fl.unit and fl.unit not in ("events", "share") else text
+        out[f] = f"{label(f)} ({fl.unit})" if fl.unit and fl.unit not in ("events", "share") else label(f)
     return out

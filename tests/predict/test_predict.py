@@ -185,20 +185,23 @@ def test_outputs_open_styled_in_qgis_and_the_project_renders(whole, tmp_path):
     png = tmp_path / "map.png"
     rep = run_qgis_check([p / "risk.tif", p / "cells.gpkg", p / "cells.geojson", p / "riotvit.qgs"], render=png)
     files = {f["path"]: f for f in rep["files"]}
-    risk, gpkg, gj = files[str(p / "risk.tif")], files[str(p / "cells.gpkg")], files[str(p / "cells.geojson")]
+    risk, gj = files[str(p / "risk.tif")], files[str(p / "cells.geojson")]
+    gpkg = {f["name"]: f for f in rep["files"] if f["path"] == str(p / "cells.gpkg")}
+    assert {"cells", "crops"} <= set(gpkg) and gpkg["crops"]["feature_count"] == whole.n_predicted
+    gpkg = gpkg["cells"]
     with rasterio.open(p / "risk.tif") as r:
         b = r.bounds
     assert risk["valid"] and risk["crs"] == "EPSG:32737" and risk["renderer"] == "singlebandpseudocolor"
     assert risk["extent"] == pytest.approx([b.left, b.bottom, b.right, b.top], abs=1.0)
     assert risk["style_applied"] and len(risk["legend"]) == 5 and risk["nodata"][0] == -9999.0
-    n = whole.n_predicted
+    n = json.loads((p / "run.json").read_text())["counts"]["cells"]
     for f, crs in ((gpkg, "EPSG:32737"), (gj, "EPSG:4326")):
         assert f["valid"] and f["crs"] == crs and f["feature_count"] == n
         assert f["renderer"] == "graduatedSymbol" and f["class_attribute"] == "riot_probability" and f["style_applied"]
     (proj,) = rep["projects"]
     assert proj["read_ok"] and proj["crs"] == "EPSG:32737" and not proj["absolute_paths"]
     assert [ly["valid"] for ly in proj["layers"]] == [True] * len(proj["layers"])
-    assert proj["layer_order"][0].startswith("cells") and proj["layer_order"][-1].startswith("imagery")
+    assert proj["layer_order"][0].endswith("cells (hatched: partial)") and proj["layer_order"][-1].startswith("imagery")
     assert rep["render"]["errors"] == [] and rep["render"]["non_background_fraction"] > 0.9
     from PIL import Image
 
@@ -332,8 +335,17 @@ def test_the_forecast_window_is_on_every_output(whole):
     assert all("2023-06-14" in n for n in names if not n.startswith("imagery"))
     gj = json.loads((p / "cells.geojson").read_text())
     assert gj["features"][0]["properties"]["window_end"] == "2023-06-14"
-    for path in (run["model"]["path"], *(i["path"] for i in run["imagery"])):  # every path relative to the folder
-        assert not path.startswith("/") and (p / path).exists()
+    def paths(d):
+        if isinstance(d, dict):
+            for k, v in d.items():
+                yield from ([v] if k in ("path", "population_raster") and isinstance(v, str) else paths(v))
+        elif isinstance(d, list):
+            for v in d:
+                yield from paths(v)
+
+    found = list(paths(run))
+    assert len(found) >= 4  # model, imagery, ACLED export, census layer: each relative to the prediction folder
+    assert all(not f.startswith("/") and (p / f).exists() for f in found)
 
 
 def test_cells_carry_aliases_a_map_tip_and_hatched_edges(whole):
@@ -353,3 +365,54 @@ def test_cells_carry_aliases_a_map_tip_and_hatched_edges(whole):
         assert root.find("mapTip").text == '[% "summary" %]' and root.find("previewExpression").text == '"summary"'
         dd = [o.get("value") for o in root.iter("Option") if o.get("name") == "expression"]
         assert dd and all("edge" in e for e in dd)
+
+
+_QGIS_IDENTIFY = """
+import json, sys
+from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
+app = QgsApplication([], False)
+app.initQgis()
+out = {}
+gpkg = QgsVectorLayer(sys.argv[1] + "/cells.gpkg|layername=cells", "cells", "ogr")
+out["gpkg"] = {"aliases": {f.name(): f.alias() for f in gpkg.fields()}, "map_tip": gpkg.mapTipTemplate(),
+               "display": gpkg.displayExpression(), "renderer": gpkg.renderer().type()}
+proj = QgsProject.instance()
+out["read"] = proj.read(sys.argv[1] + "/riotvit.qgs")
+out["title"] = proj.title()
+out["layers"] = []
+for node in proj.layerTreeRoot().findLayers():
+    ly = node.layer()
+    d = {"name": ly.name(), "visible": node.isVisible(), "valid": ly.isValid()}
+    if isinstance(ly, QgsVectorLayer):
+        d.update(aliases={f.name(): f.alias() for f in ly.fields()}, map_tip=ly.mapTipTemplate(),
+                 legend=[i.label() for i in ly.renderer().legendSymbolItems()])
+    out["layers"].append(d)
+print(json.dumps(out))
+app.exitQgis()
+"""
+
+
+@pytest.mark.qgis
+def test_qgis_shows_aliases_the_map_tip_and_the_window(whole, tmp_path):
+    """Headless QGIS: the GeoPackage alone and the project give aliases, the sentence map tip, the window."""
+    import subprocess
+
+    from qgis_support import QGIS_PYTHON, _qgis_env, qgis_available
+
+    if not qgis_available():
+        pytest.skip("QGIS (python3-qgis) is not installed")
+    done = subprocess.run([QGIS_PYTHON, "-c", _QGIS_IDENTIFY, str(whole.path)], env=_qgis_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    rep = json.loads(done.stdout.strip().splitlines()[-1])
+    g = rep["gpkg"]
+    assert g["map_tip"] == '[% "summary" %]' and g["display"] == '"summary"' and g["renderer"] == "graduatedSymbol"
+    assert g["aliases"]["riot_probability"] == "riot probability (probability)"
+    assert g["aliases"]["window_end"] == "forecast window end"
+    assert rep["read"] and "2022-06-15 → 2023-06-14" in rep["title"]
+    cells, crops = rep["layers"][0], rep["layers"][1]
+    assert cells["visible"] and cells["valid"] and cells["map_tip"] == '[% "summary" %]'
+    assert cells["aliases"]["valid_fraction"] == "share of the cell with imagery"
+    assert len(cells["legend"]) == 5 and cells["legend"][-1].endswith("highest fifth")
+    assert not crops["visible"] and "per crop" in crops["name"]
+    assert all("2023-06-14" in ly["name"] for ly in rep["layers"] if not ly["name"].startswith("imagery"))
+    assert [ly["visible"] for ly in rep["layers"]][2:-1] == [False] * (len(rep["layers"]) - 3)  # raster bands: off
