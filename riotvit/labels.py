@@ -21,6 +21,10 @@ EVENT_NOUNS: dict[str, str] = {
     "battles": "battles", "protests": "protests", "riots": "riots", "explosions": "explosions",
     "vac": "attacks on civilians", "strategic": "strategic developments", "other": "other events",
 }
+#: The nouns in the singular ("1 riot").
+SINGULAR: dict[str, str] = {"battles": "battle", "protests": "protest", "riots": "riot", "explosions": "explosion",
+                            "attacks on civilians": "attack on civilians",
+                            "strategic developments": "strategic development", "other events": "other event"}
 _PERIODS = {30: "in the month before", 90: "in the 3 months before", 180: "in the 6 months before",
             365: "in the year before", 730: "in the 2 years before", 1825: "in the 5 years before"}
 #: Output columns of a prediction (cells layer) -> (label, unit).
@@ -81,7 +85,8 @@ class FeatureLabel:
         if value is None or not math.isfinite(float(value)):
             return f"{self.count_noun} {self.label}".strip()
         if self.count_noun:
-            return f"{self.format(value)} {self.count_noun} {self.label}"
+            noun = SINGULAR.get(self.count_noun, self.count_noun) if float(value) == 1 else self.count_noun
+            return f"{self.format(value)} {noun} {self.label}"
         return f"{self.label} {self.format(value)}"
 
 

@@ -33,6 +33,9 @@ def summary_text(cells: pd.DataFrame, window: ForecastWindow, top_k: int = 3) ->
         text = f"{head} = {p[i]:.2f}"
         if np.isfinite(u[i]) and u[i] > 0:  # a single model without test-time views measures no spread
             text += f" (± {u[i]:.2f})" if u[i] >= 0.005 else f" (± {u[i]:.1g})"
+        if "events_p10" in cells and np.isfinite(cells["expected_events"].iat[i]):
+            text += (f"; expected riots {cells['expected_events'].iat[i]:.1f} (10–90%: "
+                     f"{cells['events_p10'].iat[i]:.0f}–{cells['events_p90'].iat[i]:.0f})")
         parts = []
         for k in drivers:
             name = cells[f"driver_{k}"].iat[i]

@@ -49,6 +49,7 @@ def test_window_from_bundle_meta_prefers_the_forecast_entry():
 @pytest.mark.parametrize("name, value, text", [
     ("hist_riots_365d_2km", 4, "4 riots within 2 km in the year before"),
     ("hist_protests_90d_crop", 2, "2 protests in the cell in the 3 months before"),
+    ("hist_battles_90d_10km", 1, "1 battle within 10 km in the 3 months before"),
     ("hist_days_since_riot_10km", 120, "days since the last riot within 10 km 120"),
     ("census_youth_share", 0.38, "youth share 38%"),
     ("census_population", 51068.287, "population 51,068 people"),
@@ -96,11 +97,13 @@ def test_stride_cells_average_the_covering_crops_and_rank_drivers_again():
 
 def test_summary_sentence_of_a_cell():
     cells = pd.DataFrame({"riot_probability": [0.3412], "uncertainty": [0.05], "valid_fraction": [0.5],
-                          "shap_hist_riots_365d_2km": [0.27], "shap_image": [0.09],
+                          "shap_hist_riots_365d_2km": [0.27], "shap_image": [0.09], "expected_events": [0.84],
+                          "events_p10": [0.0], "events_p90": [2.0],
                           "driver_1": ["hist_riots_365d_2km"], "driver_1_value": [4.0], "driver_1_shap": [0.27],
                           "driver_2": ["image"], "driver_2_value": [np.nan], "driver_2_shap": [0.09]})
-    assert summary_text(cells, W) == ["P(≥ 1 riot, Jun 2022–Jun 2024) = 0.34 (± 0.05); drivers: 4 riots within 2 km "
-                                      "in the year before (+0.27), imagery (+0.09); partial cell: 50% imagery"]
+    assert summary_text(cells, W) == ["P(≥ 1 riot, Jun 2022–Jun 2024) = 0.34 (± 0.05); expected riots 0.8 (10–90%: "
+                                      "0–2); drivers: 4 riots within 2 km in the year before (+0.27), imagery (+0.09); "
+                                      "partial cell: 50% imagery"]
 
 
 def test_the_style_is_stored_in_the_geopackage(tmp_path):
