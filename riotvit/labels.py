@@ -12,6 +12,7 @@ and identify sentence, and the model card all take their wording from here.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -94,6 +95,7 @@ def _km(text: str) -> str:
     return text.removesuffix("km") + " km"
 
 
+@functools.lru_cache(maxsize=4096)
 def feature_label(name: str) -> FeatureLabel:
     """The label of a metadata feature, an output column or ``image`` (unknown names read as themselves)."""
     if name == "image":

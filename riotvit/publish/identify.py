@@ -21,32 +21,32 @@ MAP_TIP = '[% "summary" %]'
 
 
 def summary_text(cells: pd.DataFrame, window: ForecastWindow, top_k: int = 3) -> list[str]:
-    """One sentence per cell: the probability, its spread, the drivers and a partial-cell note."""
+    """One sentence per cell: the probability, its spread, expected riots, the drivers and a partial-cell note."""
+    n = len(cells)
     head = f"P(≥ 1 {window.noun}, {window.short})"
-    p = cells["riot_probability"].to_numpy(dtype=np.float64)
-    u = cells["uncertainty"].to_numpy(dtype=np.float64) if "uncertainty" in cells else np.full(p.size, np.nan)
-    vf = cells["valid_fraction"].to_numpy(dtype=np.float64) if "valid_fraction" in cells else np.ones(p.size)
-    drivers = [k for k in range(1, top_k + 1) if f"driver_{k}" in cells]
+
+    def col(name: str, fill: float = np.nan) -> np.ndarray:
+        return cells[name].to_numpy(dtype=np.float64) if name in cells else np.full(n, fill)
+
+    p, u, vf = col("riot_probability"), col("uncertainty"), col("valid_fraction", 1.0)
+    ev, lo, hi = col("expected_events"), col("events_p10"), col("events_p90")
+    interval = "events_p10" in cells
     players = {c.removeprefix("shap_") for c in cells.columns if c.startswith("shap_")}
+    drivers = [(cells[f"driver_{k}"].to_numpy(dtype=object), col(f"driver_{k}_value"), col(f"driver_{k}_shap"))
+               for k in range(1, top_k + 1) if f"driver_{k}" in cells]
     out = []
-    for i in range(p.size):
+    for i in range(n):
         text = f"{head} = {p[i]:.2f}"
         if np.isfinite(u[i]) and u[i] > 0:  # a single model without test-time views measures no spread
             text += f" (± {u[i]:.2f})" if u[i] >= 0.005 else f" (± {u[i]:.1g})"
-        if "events_p10" in cells and np.isfinite(cells["expected_events"].iat[i]):
-            text += (f"; expected riots {cells['expected_events'].iat[i]:.1f} (10–90%: "
-                     f"{cells['events_p10'].iat[i]:.0f}–{cells['events_p90'].iat[i]:.0f})")
+        if interval and np.isfinite(ev[i]):
+            text += f"; expected riots {ev[i]:.1f} (10–90%: {lo[i]:.0f}–{hi[i]:.0f})"
         parts = []
-        for k in drivers:
-            name = cells[f"driver_{k}"].iat[i]
+        for names, vals, shaps in drivers:
+            name = names[i]
             if not name:
                 continue
-            if name not in players:
-                parts.append(str(name))  # "no clear driver"
-                continue
-            val = cells[f"driver_{k}_value"].iat[i] if f"driver_{k}_value" in cells else None
-            shap = cells[f"driver_{k}_shap"].iat[i] if f"driver_{k}_shap" in cells else None
-            parts.append(driver_phrase(name, val, shap))
+            parts.append(driver_phrase(name, vals[i], shaps[i]) if name in players else str(name))  # "no clear driver"
         if parts:
             text += "; drivers: " + ", ".join(parts)
         if vf[i] < 0.99:
