@@ -304,8 +304,8 @@ def pyogrio_layers(path) -> list[str]:
     return [str(n) for n in pyogrio.list_layers(path)[:, 0]]
 
 
-def test_the_forecast_window_is_on_every_output(whole):
-    """The window's start and end: raster tags and bands, run.json, the cell layer, layer names, the title."""
+def test_the_forecast_window_is_on_every_output(whole, trained):
+    """The window's start and end: raster tags and bands, run.json, the cell layer, layer names, the title, the card."""
     import xml.etree.ElementTree as ET
 
     import pyogrio
@@ -335,6 +335,9 @@ def test_the_forecast_window_is_on_every_output(whole):
     assert all("2023-06-14" in n for n in names if not n.startswith("imagery"))
     gj = json.loads((p / "cells.geojson").read_text())
     assert gj["features"][0]["properties"]["window_end"] == "2023-06-14"
+    card = (trained[2] / "model_card.md").read_text()
+    assert "**P(≥ 1 riot), 2022-06-15 → 2023-06-14**" in card  # the test origin's window, as an example
+    assert "| `hist_riots_365d_2km` | riots within 2 km in the year before | events |" in card
     def paths(d):
         if isinstance(d, dict):
             for k, v in d.items():
