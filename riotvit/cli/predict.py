@@ -63,7 +63,7 @@ def predict_command(
 ) -> None:
     """Apply a model to a region: risk.tif (COG), cells.gpkg/.geojson, QGIS styles and riotvit.qgs.
 
-    The region is tiled on the model's grid on the fly; metadata (event history, census) is computed as of the prediction date from the sources the model was trained with. Open riotvit.qgs in QGIS to see every layer styled over the imagery.
+    The region is tiled on the model's grid on the fly; metadata (event history, census) is computed as of the prediction date from the sources the model was trained with. Every output states the forecast window, e.g. "P(≥ 1 riot), 2022-06-15 → 2024-06-13" (the date plus the model's lead and horizon). cells.gpkg's layer "cells" has one polygon per pixel of risk.tif with its values (with --overlap the per-crop polygons are in the layer "crops"). Open riotvit.qgs in QGIS to see every layer styled over the imagery; Identify on a cell reads as a sentence.
     """
     run_predict(model=model, region=region, out=out, region_crs=region_crs, imagery=imagery, bands=bands, date=date,
                 acled=acled, census=census, population_raster=population_raster, overrides=given(
@@ -124,6 +124,8 @@ def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, 
         top = ", ".join(list(sm.get("mean_abs_shap", {}))[:5])
         console.print(f"  explained {sm.get('cells', 0):,} cells; strongest drivers: {top}; completeness gap "
                       f"{c.get('relative_gap', float('nan')):.1%} of |output - expected| ({c.get('mean_abs_gap', 0):.4f} log-odds)")
+    console.print(f"  forecast: {res.window.get('label', '')} (as of {res.window.get('as_of', '')}); "
+                  f"{res.n_cells:,} cells of {'/'.join(res.window.get('event_types', []))} risk")
     console.print(f"  open [bold]{res.path / 'riotvit.qgs'}[/] in QGIS (risk.tif, cells.gpkg, imagery, styled)")
     for w in res.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)

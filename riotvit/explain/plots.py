@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from riotvit.io import atomic_file
+from riotvit.labels import axis_label
 
 
 @contextmanager
@@ -34,9 +35,10 @@ def _save(fig, path: Path) -> None:
 
 def shap_beeswarm(values: np.ndarray, data: np.ndarray, names: list[str], path: Path, base: float,
                   max_points: int = 5000, max_display: int = 15) -> Path:
-    """``shap_summary.png``: one dot per cell and feature, coloured by the feature's value."""
+    """``shap_summary.png``: one dot per cell and feature, coloured by the feature's value (human labels)."""
     import shap
 
+    names = [axis_label(n) for n in names]
     if values.shape[0] > max_points:
         keep = np.linspace(0, values.shape[0] - 1, max_points).astype(int)
         values, data = values[keep], data[keep]
@@ -49,9 +51,10 @@ def shap_beeswarm(values: np.ndarray, data: np.ndarray, names: list[str], path: 
 
 
 def shap_bar(values: np.ndarray, names: list[str], path: Path, max_display: int = 15) -> Path:
-    """``shap_bar.png``: mean |SHAP| per feature, the image included."""
+    """``shap_bar.png``: mean |SHAP| per feature, the image included (human labels)."""
     import shap
 
+    names = [axis_label(n) for n in names]
     exp = shap.Explanation(values=values, feature_names=names)
     with _agg_figure() as fig:
         shap.plots.bar(exp, max_display=max_display, show=False)

@@ -32,7 +32,7 @@ from riotvit.explain.plots import shap_bar, shap_beeswarm
 from riotvit.explain.shapley import Game, permutation_shapley, shapley_values, supports_shapley
 from riotvit.publish.mosaic import PatchRaster
 from riotvit.publish.qgis_project import LayerSpec
-from riotvit.publish.styles import driver_raster_qml, raster_pseudocolor_qml, write_style
+from riotvit.publish.styles import driver_raster_qml, ramp_raster_qml, write_style
 from riotvit.train.bundle import Bundle
 
 
@@ -75,6 +75,7 @@ class Explainer:
         self._stable: list[np.ndarray] = []
         self._reliable: list[np.ndarray] = []
         self._abs_patch: list[np.ndarray] = []
+        self._attn: list[np.ndarray] = []  # a sample of attention values per batch: the style's range
         self._bg_tokens = None
         self.estimator, self.samples = "", 0
 
@@ -112,7 +113,9 @@ class Explainer:
         patch = att.image.sum(1).reshape(b, gh, h // gh, gw, w // gw).sum((2, 4))
         self.drivers.add(crops["col"].to_numpy(), crops["row"].to_numpy(), patch)
         if self.attention is not None:
-            self.attention.add(crops["col"].to_numpy(), crops["row"].to_numpy(), attention_rollout(r.model, x, m))
+            att_map = np.asarray(attention_rollout(r.model, x, m))
+            self.attention.add(crops["col"].to_numpy(), crops["row"].to_numpy(), att_map)
+            self._attn.append(att_map.ravel()[:: max(1, att_map.size // 256)])
         run_a, run_b = self._runs(x, m, att, n_eg, crops)
         cand = [self.names.index(f) for f in self.report] + [len(self.names)]
         a = assess(run_a, run_b, cand)
@@ -162,15 +165,20 @@ class Explainer:
 
     def layers(self, work: Path) -> list:
 
+        """The explanation layers, off by default, ramps set from the data (symmetric about 0 for drivers)."""
         lim = float(np.percentile(np.concatenate(self._abs_patch), 98)) if self._abs_patch else 1.0
         lim = lim if lim > 0 else 1.0
         qml = driver_raster_qml(1, lim)
         write_style(work / "drivers.tif", qml)
-        out = [LayerSpec("drivers (image attribution, SHAP per patch)", "drivers.tif", "raster", "gdal", qml, visible=False)]
+        out = [LayerSpec(f"image drivers: SHAP of the riot log-odds per patch (±{lim:.3g}, 98th percentile)",
+                         "drivers.tif", "raster", "gdal", qml, visible=False, opacity=0.6)]
         if self.attention is not None:
-            aq = raster_pseudocolor_qml(1, 0.0, 2.0 / np.prod(self.runner.model.patch_grid), "risk")
+            a = np.concatenate(self._attn) if self._attn else np.zeros(1)
+            lo, hi = (float(np.percentile(a, 2)), float(np.percentile(a, 98))) if a.size else (0.0, 1.0)
+            aq = ramp_raster_qml(1, lo, hi if hi > lo else lo + 1e-6, "count")
             write_style(work / "attention.tif", aq)
-            out.append(LayerSpec("attention rollout", "attention.tif", "raster", "gdal", aq, visible=False))
+            out.append(LayerSpec(f"attention rollout (share of attention, {lo:.3g}–{hi:.3g}: 2nd–98th percentile)",
+                                 "attention.tif", "raster", "gdal", aq, visible=False, opacity=0.6))
         return out
 
     def summary(self) -> dict:

@@ -49,6 +49,8 @@ class CountsMeta(MetaModel):
     candidate_crops: int = Field(description="Grid crops inside the region.")
     predicted_crops: int = Field(description="Crops with enough valid imagery, predicted.")
     skipped_crops: int = Field(description="Crops skipped for too little valid imagery.")
+    cells: int | None = Field(None, description="Stride cells in `cells.gpkg` (the pixels of `risk.tif`).")
+    edge_cells: int | None = Field(None, description="Cells flagged `edge` (partial imagery), hatched in the style.")
 
 
 class PredictionMeta(ArtifactMeta):
@@ -58,7 +60,7 @@ class PredictionMeta(ArtifactMeta):
     FORMAT_VERSION: ClassVar[int] = PREDICTION_FORMAT_VERSION
     ERROR: ClassVar[type] = InputError
     MAKER: ClassVar[str] = "riotvit predict"
-    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"explain"})
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"explain", "window"})
 
     model: ModelRef = Field(description="The model bundle.")
     region: RegionRef = Field(description="The region.")
@@ -75,6 +77,10 @@ class PredictionMeta(ArtifactMeta):
     warnings: list[str] = Field(description="What the prediction warned about.")
     explain: dict[str, Any] | None = Field(None, description="With --explain: the method, the completeness check and "
                                                              "the mean |SHAP| per feature.")
+    window: dict[str, Any] | None = Field(None, description="The forecast window the probabilities are about "
+                                                            "(`riotvit.window.ForecastWindow`): `as_of`, `start`, `end` "
+                                                            "(inclusive, ISO dates), `lead_days`, `horizon_days`, "
+                                                            "`event_types`, `label`.")
 
     @classmethod
     def from_dict(cls, data: Any, source: str | Path) -> PredictionMeta:

@@ -31,8 +31,8 @@ from riotvit.predict.plan import PredictConfig, PredictPlan, plan_prediction
 from riotvit.predict.region import Region
 from riotvit.predict.runner import ModelRunner
 from riotvit.progress import Reporter
-from riotvit.publish.layers import CellsWriter, cell_rows
-from riotvit.publish.mosaic import RISK_BANDS, RiskRaster
+from riotvit.publish.layers import CellLayer, CropsWriter, cell_rows, write_cells
+from riotvit.publish.mosaic import RISK_BANDS, RISK_UNITS, RiskRaster
 from riotvit.publish.prediction import write_prediction_project
 from riotvit.stage import start_stage
 from riotvit.tile.bands import block_bands, cut_row
@@ -42,6 +42,7 @@ from riotvit.tile.reader import GridReader
 from riotvit.tile.source import open_source
 from riotvit.train.bundle import WEIGHTS, Bundle
 from riotvit.train.meta import BundleMeta
+from riotvit.window import ForecastWindow, forecast_window
 
 
 @dataclass
@@ -58,6 +59,8 @@ class PredictResult:
     device: str
     stream_seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    window: dict = field(default_factory=dict)
+    n_cells: int = 0
 
     @property
     def stream_crops_per_s(self) -> float:
@@ -172,11 +175,12 @@ def predict(
     runner.set_baseline(feats)
     warnings += dtype_warnings([s.dtype for s in plan.sources], bundle.meta.dtype)
     values = ValueRangeCheck(runner.bands, bundle.meta.normalisation.mean, bundle.meta.normalisation.std)
+    window = forecast_window(bundle.meta, plan.date)
     with atomic_dir(st.out, overwrite=True) as work:
         if explain is not None:
             explain.begin(plan, work, runner, feats)
         ts = time.perf_counter()
-        n_pred = _stream(plan, runner, meta, cfg, work, st.rep, bundle, explain, values)
+        n_pred = _stream(plan, runner, meta, cfg, work, st.rep, bundle, explain, values, window)
         warnings += values.warnings()
         stream_s = time.perf_counter() - ts
         if explain is not None:
@@ -184,16 +188,19 @@ def predict(
         if n_pred == 0:
             raise RegionError(f"region {region.name}: no crop had at least {cfg.min_valid:.0%} valid imagery; "
                               "check the imagery's nodata or lower --min-valid")
+        cells = write_cells(work, work / CROPS_TMP, plan.grid, window, _stamp(plan))
         extra = explain.layers(work) if explain is not None else []
         write_prediction_project(work, st.out, plan.sources, bundle.meta.normalisation, plan.grid.crs,
-                                 plan.region_grid.bounds, plan.grid.overlap,
-                                 f"riotvit: riot risk, {region.name}, {plan.date}", extra)
+                                 plan.region_grid.bounds, window, cells,
+                                 f"riotvit: {window.label}, {region_label(plan)}", _stamp(plan), extra)
         run = prediction_meta(plan, bundle, region, cfg, n_pred, meta_info, warnings, work,
-                              explain.summary() if explain is not None else None, out=st.out)
+                              explain.summary() if explain is not None else None, out=st.out, window=window,
+                              cells=cells)
         run.write(work / "run.json")
     dt = st.elapsed()
     area = n_pred * plan.grid.stride_m**2 / 1e6
-    return PredictResult(st.out, plan.n_crops, n_pred, area, dt, n_pred / dt, area / dt, dc.device, stream_s, warnings)
+    return PredictResult(st.out, plan.n_crops, n_pred, area, dt, n_pred / dt, area / dt, dc.device, stream_s, warnings,
+                         window.to_dict(), cells.n_cells)
 
 
 def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> list[SourceSpec]:
@@ -224,23 +231,44 @@ def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> l
     return found
 
 
+#: The per-crop layer while it streams (turned into cells.gpkg's layers by write_cells, then removed).
+CROPS_TMP = "crops.partial.gpkg"
+
+
+def _stamp(plan: PredictPlan) -> str:
+    return f"{plan.date.isoformat()}T00:00:00.000Z"
+
+
+def region_label(plan: PredictPlan) -> str:
+    """The region by name: the imagery's ids when the region is the imagery's footprint."""
+    name = plan.region.name
+    if name == "imagery":
+        return "footprint of " + ", ".join(dict.fromkeys(s.id for s in plan.sources))
+    return name
+
+
+def raster_tags(plan: PredictPlan, bundle: Bundle, window: ForecastWindow, weights_sha: str) -> dict[str, str]:
+    """The dataset tags of ``risk.tif``: the window, the model (bundle name, weights hash, signature), the region."""
+    return {"riotvit_version": __version__, "model": f"{bundle.path.name} (sha256 {weights_sha[:12]})",
+            "model_sha256": weights_sha, "model_signature": bundle.meta.signature or "",
+            "date": plan.date.isoformat(), "region": region_label(plan), "bands": ",".join(RISK_BANDS),
+            "units": ",".join(RISK_UNITS), **window.tags()}
+
+
 def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConfig, work: Path, rep: Reporter,
-            bundle, explain, values: ValueRangeCheck) -> int:
+            bundle, explain, values: ValueRangeCheck, window: ForecastWindow) -> int:
     """Read, predict and write every block; returns the number of crops predicted."""
 
     g = plan.grid
     index = pd.Series(np.arange(plan.n_crops), index=pd.MultiIndex.from_arrays([plan.crops["col"], plan.crops["row"]]))
-    stamp = f"{plan.date.isoformat()}T00:00:00.000Z"
-    cells = CellsWriter(work, g, stamp)
-    tags = {"riotvit_version": __version__, "model": bundle.path.name,
-            "date": plan.date.isoformat(), "region": plan.region.name, "bands": ",".join(RISK_BANDS)}
-    raster = RiskRaster(work / "risk.tif", g, plan.crops, plan.region_grid, tags)
+    cells = CropsWriter(work / CROPS_TMP, g, _stamp(plan))
+    tags = raster_tags(plan, bundle, window, file_sha256(bundle.path / WEIGHTS))
+    raster = RiskRaster(work / "risk.tif", g, plan.crops, plan.region_grid, tags, window)
     blocks = plan.blocks(cfg.block_crops)
     dtype = np.dtype(plan.sources[0].dtype) if len({s.dtype for s in plan.sources}) == 1 else np.dtype("float32")
     rep.start(plan.n_crops, "predicting", unit="crops", per_item=(g.stride_m**2 / 1e6, "km²"))
     pending: list[tuple] = []
     n_done = 0
-    date = plan.date.isoformat()
 
     def flush() -> None:
         nonlocal pending, n_done
@@ -254,7 +282,7 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
         values.add(chips, masks)
         pred = runner.predict(chips, masks, None if meta is None else meta[idx], idx)
         crops = plan.crops.iloc[idx].assign(valid_fraction=fr)
-        rows = cell_rows(crops, pred, date)
+        rows = cell_rows(crops, pred)
         if explain is not None:
             rows = explain.add(crops, chips, masks, None if meta is None else meta[idx], pred, rows)
         cells.add(rows)
@@ -297,7 +325,8 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
 
 def prediction_meta(plan: PredictPlan, bundle: Bundle, region: Region, cfg: PredictConfig, n_pred: int,
                     meta_info: dict, warnings: list[str], work: Path, explain: dict | None,
-                    out: Path | None = None) -> PredictionMeta:
+                    out: Path | None = None, window: ForecastWindow | None = None,
+                    cells: CellLayer | None = None) -> PredictionMeta:
     """``run.json``: the model, region, date, imagery and metadata behind the maps (``work``'s files as outputs).
 
     Every path is recorded relative to the prediction folder ``out`` (``work`` when None).
@@ -318,7 +347,7 @@ def prediction_meta(plan: PredictPlan, bundle: Bundle, region: Region, cfg: Pred
         model={"path": rel(bundle.path), "sha256": file_sha256(bundle.path / WEIGHTS),
                "format_version": bm.format_version, "backbone": bm.config["model"]["backbone"],
                "threshold": bm.threshold},
-        region={"name": region.name, "source": region.source,
+        region={"name": region_label(plan), "source": region.source,
                 "bbox_lonlat": [round(v, 6) for v in (lon0, lat0, lon1, lat1)],
                 "area_km2": round(plan.region_grid.area / 1e6, 3)},
         date=plan.date.isoformat(),
@@ -327,9 +356,11 @@ def prediction_meta(plan: PredictPlan, bundle: Bundle, region: Region, cfg: Pred
         imagery=[{"id": s.id, "path": rel(s.path), "sha256": s.sha256, "date": s.date.isoformat(),
                   "bands": list(s.band_names)} for s in plan.sources],
         metadata=meta_info,
-        counts={"candidate_crops": plan.n_crops, "predicted_crops": n_pred, "skipped_crops": plan.n_crops - n_pred},
+        counts={"candidate_crops": plan.n_crops, "predicted_crops": n_pred, "skipped_crops": plan.n_crops - n_pred,
+                **({"cells": cells.n_cells, "edge_cells": cells.n_edge} if cells is not None else {})},
         tta_views=cfg.tta,
         outputs=sorted(p.name for p in work.iterdir()),
         warnings=warnings,
         explain=explain,
+        window=window.to_dict() if window is not None else None,
     )

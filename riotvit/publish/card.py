@@ -5,11 +5,14 @@ Generated from the run's own records (bundle.json, metrics), so it cannot drift 
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
 from riotvit.io import atomic_file
+from riotvit.labels import feature_label, label
 from riotvit.train.meta import BundleMeta
+from riotvit.window import forecast_window
 
 
 def _fmt(v: Any, d: int = 3) -> str:
@@ -77,6 +80,7 @@ def render_model_card(meta: BundleMeta, table: Any) -> str:
         "by the event's positional uncertainty. History features use only events certainly before the image date.",
         "",
     ]
+    lines += window_section(meta)
     lines += forecast_section(meta) if meta.forecast else spatial_section(meta, summary, folds)
     lines += [
         "",
@@ -148,6 +152,36 @@ def forecast_section(meta: BundleMeta) -> list[str]:
                       f"covers {_fmt(100 * u.get('count_coverage_80', float('nan')), 1)}% of cells."]
     lines += ["", "**Verdicts** (AUPR, same crops):", *(f"- {v}" for v in summary.get("verdicts", []))]
     return lines
+
+
+def _example_origin(meta: BundleMeta) -> date | None:
+    """The forecast origin the card's example window starts from: the test origin, else the last imagery date."""
+    fc = meta.forecast or {}
+    for text in (fc.get("origin"), *(s.date for s in reversed(meta.provenance.tileset.sources))):
+        try:
+            return date.fromisoformat(str(text)[:10])
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+def window_section(meta: BundleMeta) -> list[str]:
+    """What a prediction's probability is about (the forecast window) and the features in words."""
+    lines = ["## What a prediction states"]
+    origin = _example_origin(meta)
+    if origin is not None:
+        w = forecast_window(meta, origin)
+        lines.append(f"A map predicted from imagery of date t gives, per cell, P(≥ 1 {w.noun}) from t + {w.lead_days} "
+                     f"to t + {w.lead_days + w.horizon_days - 1} days (event types: {', '.join(w.event_types)}). "
+                     f"For imagery of {w.as_of.isoformat()}: **{w.label}**. Every output of `riotvit predict` states "
+                     "its window (raster tags, run.json, layer names, cell attributes).")
+    names = meta.features.names
+    if names:
+        lines += ["", "| feature | meaning | unit |", "|---|---|---|"]
+        for n in names:
+            f = feature_label(n)
+            lines.append(f"| `{n}` | {label(n)} | {f.unit or '–'} |")
+    return [*lines, ""]
 
 
 def write_model_card(run_dir: Path, meta: BundleMeta, table: Any) -> Path:

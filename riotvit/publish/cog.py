@@ -87,9 +87,15 @@ def _check_meta(path: Path, count: int, band_descriptions: Sequence[str], crs: A
         raise RasterError(f"{path}: CRS {crs!r} is not understood ({exc}); pass e.g. 'EPSG:32737'") from None
 
 
-def _describe(dst: Any, band_descriptions: Sequence[str], tags: Mapping[str, Any] | None) -> None:
+def _describe(dst: Any, band_descriptions: Sequence[str], tags: Mapping[str, Any] | None,
+              band_units: Sequence[str] | None = None, band_tags: Sequence[Mapping[str, Any]] | None = None) -> None:
     for i, desc in enumerate(band_descriptions, start=1):
         dst.set_band_description(i, str(desc))
+    for i, unit in enumerate(band_units or (), start=1):
+        dst.set_band_unit(i, str(unit))
+    for i, bt in enumerate(band_tags or (), start=1):
+        if bt:
+            dst.update_tags(i, **{str(k): str(v) for k, v in bt.items()})
     if tags:
         dst.update_tags(**{str(k): str(v) for k, v in tags.items()})
 
@@ -196,6 +202,8 @@ class StreamingGeoTIFFWriter:
         tags: Mapping[str, Any] | None = None,
         resampling: str = "average",
         profile: Mapping[str, str] | None = None,
+        band_units: Sequence[str] | None = None,
+        band_tags: Sequence[Mapping[str, Any]] | None = None,
     ):
         self.path = Path(path)
         if width <= 0 or height <= 0 or count <= 0:
@@ -209,6 +217,8 @@ class StreamingGeoTIFFWriter:
         self.nodata = nodata
         self.band_descriptions = [str(d) for d in band_descriptions]
         self.tags = dict(tags or {})
+        self.band_units = list(band_units) if band_units else None
+        self.band_tags = list(band_tags) if band_tags else None
         self._options = _cog_options(resampling, profile)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._tmpdir = Path(tempfile.mkdtemp(prefix=f".{self.path.name}.", dir=self.path.parent))
@@ -319,7 +329,7 @@ class StreamingGeoTIFFWriter:
             with rasterio.Env(**_ENV):
                 if self._sum is not None:
                     self._resolve_accumulated()
-                _describe(self._data, self.band_descriptions, self.tags)
+                _describe(self._data, self.band_descriptions, self.tags, self.band_units, self.band_tags)
                 self._data.close()
             with rasterio.open(self._tmpdir / "data.tif") as src:
                 _copy_to_cog(src, self.path, self._options)

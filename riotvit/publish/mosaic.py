@@ -19,9 +19,12 @@ from rasterio.windows import Window
 
 from riotvit.grid import CropGrid
 from riotvit.publish.cog import StreamingGeoTIFFWriter
+from riotvit.window import ForecastWindow
 
 NODATA = -9999.0
 RISK_BANDS = ("riot_probability", "expected_events", "uncertainty")
+#: Units of the risk bands.
+RISK_UNITS = ("probability", "events", "probability")
 
 
 class CropMosaic:
@@ -48,10 +51,14 @@ class CropMosaic:
         pixel_m: pixel side, metres.
         bands: one name per band.
         tags: dataset metadata of the COG.
+        descriptions: band descriptions (default: ``bands``).
+        units: band units (``probability``, ``events``...).
+        band_tags: per-band metadata.
     """
 
     def __init__(self, path: Path, grid: CropGrid, crops: pd.DataFrame, region: Any, cells: tuple[int, int],
-                 pixel_m: float, bands: Sequence[str], tags: dict):
+                 pixel_m: float, bands: Sequence[str], tags: dict, descriptions: Sequence[str] | None = None,
+                 units: Sequence[str] | None = None, band_tags: Sequence[dict] | None = None):
         steps = grid.stride_m / pixel_m
         if abs(steps - round(steps)) > 1e-6:
             raise ValueError(f"stride {grid.stride_m:g} m is not a whole number of {pixel_m:g} m pixels")
@@ -67,7 +74,8 @@ class CropMosaic:
         self.transform = Affine(pixel_m, 0, self.c0 * grid.stride_m, 0, -pixel_m, top)
         self.width, self.height = width, height
         self.writer = StreamingGeoTIFFWriter(path, width, height, len(self.bands), "float32", self.transform,
-                                             grid.crs, NODATA, list(self.bands), tags=tags)
+                                             grid.crs, NODATA, list(descriptions or self.bands), tags=tags,
+                                             band_units=units, band_tags=band_tags)
 
     def add(self, cols: np.ndarray, rows: np.ndarray, values: np.ndarray) -> None:
         """Accumulate the values of crops at ``cols``, ``rows``.
@@ -120,9 +128,17 @@ class RiskRaster(CropMosaic):
     A stride cell belongs to a crop when the cell's centre lies in the crop (``k`` cells a side).
     """
 
-    def __init__(self, path: Path, grid: CropGrid, crops: pd.DataFrame, region: Any, tags: dict):
+    def __init__(self, path: Path, grid: CropGrid, crops: pd.DataFrame, region: Any, tags: dict,
+                 window: ForecastWindow | None = None):
         k = max(1, int(np.ceil(grid.crop_m / grid.stride_m - 0.5)))
-        super().__init__(path, grid, crops, region, (k, k), grid.stride_m, RISK_BANDS, tags)
+        desc, band_tags = list(RISK_BANDS), None
+        if window is not None:
+            span = f"{window.start.isoformat()} → {window.end.isoformat()}"
+            desc = [f"riot_probability: {window.label}", f"expected_events: expected riots, {span}",
+                    f"uncertainty: spread of {window.label}"]
+            band_tags = [{"name": n, "units": u, "window_start": window.start.isoformat(),
+                          "window_end": window.end.isoformat()} for n, u in zip(RISK_BANDS, RISK_UNITS, strict=True)]
+        super().__init__(path, grid, crops, region, (k, k), grid.stride_m, RISK_BANDS, tags, desc, RISK_UNITS, band_tags)
 
 
 class PatchRaster(CropMosaic):

@@ -1,8 +1,11 @@
 """The QGIS side of a prediction folder: ``.qml`` styles next to the maps and ``riotvit.qgs``.
 
-The risk raster and the cells get their styles, the imagery is added as an RGB layer (red,
-green, blue when the model has them, else the first band), and the project opens them all
-over the region.
+Every layer name states the forecast window (layer names are the legend's titles). On top, the
+cells (one per pixel of ``risk.tif``, classes at the map's quantiles, partial cells hatched,
+semi-transparent so the imagery shows), with their Identify sentence and field aliases; then,
+off by default, the per-crop layer (with overlap), the explanations, the risk raster, its
+uncertainty and expected riots; at the bottom the imagery as RGB (red, green, blue when the
+model has them, else the first band).
 """
 
 from __future__ import annotations
@@ -12,15 +15,22 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from riotvit.publish.identify import DISPLAY_EXPRESSION, MAP_TIP, field_aliases
+from riotvit.publish.layers import CellLayer
 from riotvit.publish.qgis_project import LayerSpec, write_qgis_project
-from riotvit.publish.styles import raster_rgb_qml, risk_raster_qml, risk_vector_qml, write_style
+from riotvit.publish.styles import (
+    embed_gpkg_style,
+    ramp_raster_qml,
+    raster_rgb_qml,
+    risk_raster_qml,
+    risk_vector_qml,
+    write_style,
+)
 from riotvit.train.meta import NormMeta
+from riotvit.window import ForecastWindow
 
-
-def write_risk_styles(work: Path) -> None:
-    """The default styles of ``risk.tif`` and ``cells.gpkg`` (``risk.qml``, ``cells.qml``)."""
-    write_style(work / "risk.tif", risk_raster_qml(1))
-    write_style(work / "cells.gpkg", risk_vector_qml("riot_probability"))
+#: Opacity of the risk layers over the imagery (the imagery stays readable under them).
+RISK_OPACITY = 0.55
 
 
 def imagery_layer(source: Any, norm: NormMeta, project_dir: Path) -> LayerSpec:
@@ -45,22 +55,63 @@ def imagery_layer(source: Any, norm: NormMeta, project_dir: Path) -> LayerSpec:
                      "raster", "gdal", raster_rgb_qml(*idx, stats), crs=crs)
 
 
-def prediction_layers(sources: Sequence[Any], norm: NormMeta, project_dir: Path, overlap: float,
-                      extra: Sequence[LayerSpec] = ()) -> list[LayerSpec]:
-    """The project's layers, top first: cells, ``extra`` (explanations), risk, imagery."""
-    # with overlap, crops overlap and their fills stack: the averaged risk.tif is the map, and the
-    # cells layer (drivers in the identify panel) starts hidden
-    layers = [LayerSpec("cells (riot probability per crop)", "cells.gpkg", "vector", "ogr", risk_vector_qml(),
-                        layer_name="cells", opacity=0.6, visible=overlap == 0)]
+def cells_qml(cells: CellLayer) -> str:
+    """The cells style: quantile classes, hatched partial cells, aliases, the Identify sentence."""
+    return risk_vector_qml("riot_probability", 1.0, cells.classes, hatch_edges=True,
+                           aliases=field_aliases(cells.fields), map_tip=MAP_TIP, display=DISPLAY_EXPRESSION)
+
+
+def layer_names(window: ForecastWindow) -> dict[str, str]:
+    """The project's layer names (the legend's titles), each stating the window."""
+    span = f"{window.start.isoformat()} → {window.end.isoformat()}"
+    return {
+        "cells": f"{window.label}: cells (hatched: partial)",
+        "crops": f"{window.label}: per crop (overlapping, averaged into the cells)",
+        "risk": f"{window.label}: raster",
+        "uncertainty": f"uncertainty of P (spread), {span}",
+        "expected": f"expected riots, {span}",
+    }
+
+
+def write_risk_styles(work: Path, cells: CellLayer, stamp: str) -> dict[str, str]:
+    """Write ``risk.qml`` and ``cells.qml`` (also stored in ``cells.gpkg``); returns the styles by layer key."""
+    qml = {"cells": cells_qml(cells), "risk": risk_raster_qml(1, 1.0, cells.classes),
+           "uncertainty": ramp_raster_qml(3, 0.0, max(cells.uncertainty_range[1], 1e-6), "uncertainty"),
+           "expected": ramp_raster_qml(2, 0.0, max(cells.expected_range[1], 1e-6), "count")}
+    write_style(work / "risk.tif", qml["risk"])
+    write_style(work / "cells.gpkg", qml["cells"])
+    embed_gpkg_style(work / "cells.gpkg", "cells", qml["cells"], stamp)
+    if cells.n_crops_layer:
+        qml["crops"] = risk_vector_qml("riot_probability", 1.0, cells.classes, aliases=field_aliases(cells.fields))
+        embed_gpkg_style(work / "cells.gpkg", "crops", qml["crops"], stamp)
+    return qml
+
+
+def prediction_layers(sources: Sequence[Any], norm: NormMeta, project_dir: Path, window: ForecastWindow,
+                      cells: CellLayer, qml: dict[str, str], extra: Sequence[LayerSpec] = ()) -> list[LayerSpec]:
+    """The project's layers, top first: cells, crops, ``extra`` (explanations), risk bands, imagery."""
+    names = layer_names(window)
+    layers = [LayerSpec(names["cells"], "cells.gpkg", "vector", "ogr", qml["cells"], layer_name="cells",
+                        opacity=RISK_OPACITY)]
+    if "crops" in qml:
+        layers.append(LayerSpec(names["crops"], "cells.gpkg", "vector", "ogr", qml["crops"], layer_name="crops",
+                                opacity=RISK_OPACITY, visible=False))
     layers += list(extra)
-    layers.append(LayerSpec("risk (riot probability)", "risk.tif", "raster", "gdal", risk_raster_qml(1), opacity=0.85))
+    layers.append(LayerSpec(names["risk"], "risk.tif", "raster", "gdal", qml["risk"], opacity=RISK_OPACITY,
+                            visible=False))
+    if cells.uncertainty_range[1] > 0:  # a single model without test-time views measures none
+        layers.append(LayerSpec(names["uncertainty"], "risk.tif", "raster", "gdal", qml["uncertainty"],
+                                opacity=RISK_OPACITY, visible=False))
+    if cells.expected_range[1] > 0:
+        layers.append(LayerSpec(names["expected"], "risk.tif", "raster", "gdal", qml["expected"],
+                                opacity=RISK_OPACITY, visible=False))
     layers += [imagery_layer(s, norm, project_dir) for s in sources]
     return layers
 
 
 def write_prediction_project(work: Path, final: Path, sources: Sequence[Any], norm: NormMeta, crs: str,
-                             extent: Sequence[float], overlap: float, title: str,
-                             extra: Sequence[LayerSpec] = ()) -> Path:
+                             extent: Sequence[float], window: ForecastWindow, cells: CellLayer, title: str,
+                             stamp: str, extra: Sequence[LayerSpec] = ()) -> Path:
     """Write the styles and ``riotvit.qgs`` into ``work``, with imagery paths relative to ``final``.
 
     Args:
@@ -70,12 +121,14 @@ def write_prediction_project(work: Path, final: Path, sources: Sequence[Any], no
         norm: the model's band normalisation (imagery stretch).
         crs: the project CRS.
         extent: the project extent (xmin, ymin, xmax, ymax) in ``crs``.
-        overlap: the grid's crop overlap (cells start hidden when crops overlap).
+        window: the forecast window (in every layer name).
+        cells: what :func:`~riotvit.publish.layers.write_cells` wrote (classes, ranges, fields).
         title: the project title.
+        stamp: the timestamp recorded in ``cells.gpkg`` (fixed: reruns give identical files).
         extra: more layers above the risk raster (explanations).
     """
-    write_risk_styles(work)
-    layers = prediction_layers(sources, norm, final, overlap, extra)
+    qml = write_risk_styles(work, cells, stamp)
+    layers = prediction_layers(sources, norm, final, window, cells, qml, extra)
     path = work / "riotvit.qgs"
     write_qgis_project(path, layers, crs, extent, title)
     return path

@@ -36,11 +36,12 @@ class RiskClass:
     upper: float
     name: str
     color: str
+    digits: int = 2
 
     @property
     def label(self) -> str:
         """The legend label, e.g. ``0.00–0.10 very low``."""
-        return f"{self.lower:.2f}–{self.upper:.2f} {self.name}"
+        return f"{self.lower:.{self.digits}f}–{self.upper:.{self.digits}f} {self.name}"
 
 
 #: The one place the risk classes live (YlOrRd colours).
@@ -63,16 +64,44 @@ RAMPS: dict[str, tuple[str, ...]] = {
 _DIVERGING = {"diverging"}
 
 
-def risk_class(prob: np.ndarray) -> np.ndarray:
+_QUANTILE_NAMES = {5: ("lowest fifth", "second fifth", "middle fifth", "fourth fifth", "highest fifth"),
+                   4: ("lowest quarter", "second quarter", "third quarter", "highest quarter")}
+
+
+def quantile_classes(prob: np.ndarray, n: int = 5) -> tuple[RiskClass, ...]:
+    """Risk classes with equal numbers of cells (quantiles of ``prob``): every map shows its ranking.
+
+    Edges are rounded to 3 decimals (the legend shows them); the outer edges enclose the data.
+    Ties that merge edges (a nearly constant map) give fewer classes. Colours are the YlOrRd
+    ramp of ``RAMPS["risk"]`` spread over the classes.
+    """
+    p = np.asarray(prob, dtype="float64")
+    p = p[np.isfinite(p)]
+    if p.size == 0:
+        return RISK_CLASSES
+    lo, hi = np.floor(p.min() * 1000) / 1000, np.ceil(p.max() * 1000) / 1000
+    inner = np.round(np.quantile(p, np.arange(1, n) / n), 3)
+    edges = np.unique(np.clip(np.concatenate([[lo], inner, [hi]]), lo, hi))
+    if edges.size < 2:
+        edges = np.array([lo, lo + 0.001])
+    k = edges.size - 1
+    names = _QUANTILE_NAMES.get(k) or tuple(f"class {i + 1} of {k}" for i in range(k))
+    ramp = RAMPS["risk"]
+    colors = [ramp[round(i * (len(ramp) - 1) / max(k - 1, 1))] for i in range(k)]
+    return tuple(RiskClass(float(edges[i]), float(edges[i + 1]), names[i], colors[i], 3) for i in range(k))
+
+
+def risk_class(prob: np.ndarray, classes: Sequence[RiskClass] = RISK_CLASSES) -> np.ndarray:
     """Name of the risk class of each probability (``""`` for NaN), consistent with the styles.
 
     A value on a boundary belongs to the lower class (``0.10`` is "very low"), exactly as QGIS
     classifies it with the discrete raster ramp and the graduated vector renderer.
     """
     p = np.asarray(prob, dtype="float64")
-    idx = np.digitize(p, RISK_BOUNDS[1:-1], right=True)
-    names = np.array([c.name for c in RISK_CLASSES] + [""], dtype=object)
-    out = names[np.where(np.isnan(p), len(RISK_CLASSES), idx)]
+    bounds = [c.upper for c in classes[:-1]]
+    idx = np.digitize(p, bounds, right=True)
+    names = np.array([c.name for c in classes] + [""], dtype=object)
+    out = names[np.where(np.isnan(p), len(classes), idx)]
     return out.astype(str)
 
 
@@ -191,10 +220,18 @@ def raster_pseudocolor_qml(
     return to_text(root)
 
 
-def risk_raster_qml(band: int = 1, opacity: float = 1.0) -> str:
-    """The risk-probability style: discrete ``RISK_CLASSES`` on ``band``."""
-    classes = [(c.upper, c.color, c.label) for c in RISK_CLASSES]
-    return raster_pseudocolor_qml(band, RISK_BOUNDS[0], RISK_BOUNDS[-1], "risk", classes, opacity=opacity)
+def risk_raster_qml(band: int = 1, opacity: float = 1.0, classes: Sequence[RiskClass] = RISK_CLASSES) -> str:
+    """The risk-probability style: discrete ``classes`` (default ``RISK_CLASSES``) on ``band``."""
+    items = [(c.upper, c.color, c.label) for c in classes]
+    return raster_pseudocolor_qml(band, classes[0].lower, classes[-1].upper, "risk", items, opacity=opacity,
+                                  precision=classes[0].digits)
+
+
+def ramp_raster_qml(band: int, vmin: float, vmax: float, ramp: str, opacity: float = 1.0) -> str:
+    """A continuous ramp over the data's range (uncertainty, expected counts, attention); stated in the legend."""
+    vmax = vmax if vmax > vmin else vmin + 1e-6
+    precision = max(2, min(6, 2 - int(np.floor(np.log10(max(vmax - vmin, 1e-12))))))
+    return raster_pseudocolor_qml(band, vmin, vmax, ramp, opacity=opacity, precision=precision)
 
 
 def driver_raster_qml(band: int, limit: float, opacity: float = 1.0) -> str:
@@ -256,13 +293,36 @@ def _symbol_props(geometry: str, color: str, outline: str, opacity: float, width
             "scale_method": "diameter", "joinstyle": "bevel"}
 
 
-def _symbol(parent: ET.Element, name: str, geometry: str, props: dict[str, str]) -> None:
+def _symbol(parent: ET.Element, name: str, geometry: str, props: dict[str, str],
+            data_defined: dict[str, str] | None = None) -> None:
     sym_type, layer_class, _ = _GEOMETRY[geometry]
     sym = sub(parent, "symbol", type=sym_type, name=name, alpha="1", clip_to_extent="1", force_rhr="0")
     layer = sub(sym, "layer", **{"class": layer_class, "enabled": "1", "locked": "0", "pass": "0"})
     _option_map(layer, props)
     for k, v in props.items():  # the <prop> form, read by QGIS versions before 3.2x
         sub(layer, "prop", k=k, v=v)
+    if data_defined:  # symbol properties computed per feature (e.g. a hatched fill for partial cells)
+        opt = sub(sub(layer, "data_defined_properties"), "Option", type="Map")
+        sub(opt, "Option", type="QString", name="name", value="")
+        props_el = sub(opt, "Option", type="Map", name="properties")
+        for key, expr in data_defined.items():
+            p = sub(props_el, "Option", type="Map", name=key)
+            sub(p, "Option", type="bool", name="active", value="true")
+            sub(p, "Option", type="QString", name="expression", value=expr)
+            sub(p, "Option", type="int", name="type", value="3")
+        sub(opt, "Option", type="QString", name="type", value="collection")
+
+
+def _identify(root: ET.Element, aliases: dict[str, str] | None, map_tip: str | None, display: str | None) -> None:
+    """Field aliases, the map tip and the display expression of a vector layer."""
+    if aliases:
+        el = sub(root, "aliases")
+        for i, (field, alias) in enumerate(aliases.items()):
+            sub(el, "alias", field=field, index=str(i), name=alias)
+    if display:
+        sub(root, "previewExpression", display)
+    if map_tip:
+        sub(root, "mapTip", map_tip)
 
 
 def vector_graduated_qml(
@@ -272,6 +332,10 @@ def vector_graduated_qml(
     outline: str = "#4d4d4d",
     opacity: float = 0.7,
     outline_width: float = 0.2,
+    data_defined: dict[str, str] | None = None,
+    aliases: dict[str, str] | None = None,
+    map_tip: str | None = None,
+    display: str | None = None,
 ) -> str:
     """A graduated style on a numeric ``field`` with a labelled legend.
 
@@ -283,6 +347,10 @@ def vector_graduated_qml(
         outline: outline colour of polygons and points.
         opacity: fill opacity in [0, 1] (the outline stays opaque).
         outline_width: outline width in millimetres.
+        data_defined: symbol-layer properties computed per feature (QGIS property key -> expression).
+        aliases: field name -> alias shown in the attribute table and Identify panel.
+        map_tip: the map tip (HTML with ``[% expression %]``).
+        display: the display expression (a feature's name in the Identify panel).
     """
     if geometry not in _GEOMETRY:
         raise ValueError(f"unknown geometry {geometry!r}; use one of {sorted(_GEOMETRY)}")
@@ -299,7 +367,7 @@ def vector_graduated_qml(
     for i, (lower, upper, color, label) in enumerate(classes):
         sub(ranges, "range", lower=f"{float(lower):.15f}", upper=f"{float(upper):.15f}",
              symbol=str(i), label=label, render="true")
-        _symbol(symbols, str(i), geometry, _symbol_props(geometry, color, outline, opacity, outline_width))
+        _symbol(symbols, str(i), geometry, _symbol_props(geometry, color, outline, opacity, outline_width), data_defined)
     method = sub(renderer, "classificationMethod", id="Custom")
     sub(method, "symmetricMode", enabled="0", symmetrypoint="0", astride="0")
     sub(method, "labelFormat", format="%1 - %2", labelprecision="2", trimtrailingzeroes="1")
@@ -310,13 +378,27 @@ def vector_graduated_qml(
     sub(root, "layerOpacity", "1")
     sub(root, "legend", type="default-vector", showLabelLegend="0")
     sub(root, "layerGeometryType", _GEOMETRY[geometry][2])
+    _identify(root, aliases, map_tip, display)
     return to_text(root)
 
 
-def risk_vector_qml(field: str = "riot_probability", opacity: float = 0.6) -> str:
-    """The cells style: ``RISK_CLASSES`` on ``field``, semi-transparent polygons."""
-    classes = [(c.lower, c.upper, c.color, c.label) for c in RISK_CLASSES]
-    return vector_graduated_qml(field, classes, "polygon", opacity=opacity)
+#: Partial cells (``edge`` true: little imagery at the edge) are drawn hatched, not as a low class.
+EDGE_HATCH = {"fillStyle": "if(\"edge\", 'b_diagonal', 'solid')"}
+
+
+def risk_vector_qml(field: str = "riot_probability", opacity: float = 0.6,
+                    classes: Sequence[RiskClass] = RISK_CLASSES, hatch_edges: bool = False,
+                    aliases: dict[str, str] | None = None, map_tip: str | None = None,
+                    display: str | None = None) -> str:
+    """The cells style: ``classes`` (default ``RISK_CLASSES``) on ``field``, semi-transparent polygons.
+
+    ``hatch_edges``: cells whose ``edge`` attribute is true are hatched (their value rests on
+    part of a crop's imagery). ``aliases``, ``map_tip`` and ``display`` set the Identify panel.
+    """
+    items = [(c.lower, c.upper, c.color, c.label) for c in classes]
+    return vector_graduated_qml(field, items, "polygon", opacity=opacity,
+                                data_defined=EDGE_HATCH if hatch_edges else None,
+                                aliases=aliases, map_tip=map_tip, display=display)
 
 
 def style_path(layer_path: str | Path) -> Path:
@@ -330,3 +412,31 @@ def write_style(layer_path: str | Path, qml_text: str) -> Path:
     with atomic_file(out) as tmp:
         tmp.write_text(qml_text, encoding="utf-8")
     return out
+
+
+def embed_gpkg_style(gpkg: str | Path, layer: str, qml_text: str, stamp: str = "2000-01-01T00:00:00.000Z") -> None:
+    """Store ``qml_text`` as ``layer``'s default style in the GeoPackage (``layer_styles``, as QGIS does).
+
+    QGIS then opens the layer styled, with its aliases and map tip, even without the ``.qml``.
+    ``stamp`` fixes the recorded times, so reruns give identical files.
+    """
+    import sqlite3
+
+    con = sqlite3.connect(str(gpkg))
+    try:
+        with con:
+            con.execute("CREATE TABLE IF NOT EXISTS layer_styles (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+                        "f_table_catalog TEXT(256), f_table_schema TEXT(256), f_table_name TEXT(256), "
+                        "f_geometry_column TEXT(256), styleName TEXT(30), styleQML TEXT, styleSLD TEXT, "
+                        "useAsDefault BOOLEAN, description TEXT, owner TEXT(30), ui TEXT(30), "
+                        "update_time DATETIME DEFAULT CURRENT_TIMESTAMP)")
+            con.execute("INSERT OR IGNORE INTO gpkg_contents (table_name, data_type, identifier, description, "
+                        "last_change) VALUES ('layer_styles', 'attributes', 'layer_styles', '', ?)", (stamp,))
+            geom = con.execute("SELECT column_name FROM gpkg_geometry_columns WHERE table_name = ?", (layer,)).fetchone()
+            con.execute("DELETE FROM layer_styles WHERE f_table_name = ?", (layer,))
+            con.execute("INSERT INTO layer_styles (f_table_catalog, f_table_schema, f_table_name, f_geometry_column, "
+                        "styleName, styleQML, styleSLD, useAsDefault, description, owner, ui, update_time) "
+                        "VALUES ('', '', ?, ?, ?, ?, '', 1, 'written by riotvit', '', NULL, ?)",
+                        (layer, geom[0] if geom else "geom", layer, qml_text, stamp))
+    finally:
+        con.close()

@@ -98,17 +98,31 @@ def reliability_diagram(
     return _save(fig, path)
 
 
+def best_epoch_of(history: pd.DataFrame) -> int | None:
+    """The epoch whose weights training keeps: the first with the highest validation AUPR."""
+    if "val_aupr" not in history or not history["val_aupr"].notna().any():
+        return None
+    x = history["epoch"] if "epoch" in history else pd.Series(np.arange(1, len(history) + 1))
+    return int(x.iloc[int(np.nanargmax(history["val_aupr"].to_numpy(dtype=float)))])
+
+
 def training_curves(
-    history: pd.DataFrame, path: str | Path, size: tuple[float, float] = (10.0, 4.0)
+    history: pd.DataFrame, path: str | Path, size: tuple[float, float] = (10.0, 4.0),
+    best_epoch: int | None = None, images_per_s: float | None = None,
 ) -> Path:
-    """Two panels per epoch: losses (train, val) and validation AUPR / AUROC.
+    """Two panels per epoch: losses (train, val) and validation AUPR / AUROC; the kept epoch marked.
 
     Args:
         history: one row per epoch with ``epoch`` and any of ``train_loss``, ``val_loss``,
-            ``val_aupr``, ``val_auroc``; ``images_per_s`` (mean shown in the title) and ``lr``
-            (dotted, right axis of the loss panel) are optional.
+            ``val_aupr``, ``val_auroc``; ``images_per_s`` and ``lr`` (dotted, right axis of the
+            loss panel) are optional.
         path: the PNG to write.
         size: inches.
+        best_epoch: the epoch whose weights were kept (default :func:`best_epoch_of`), drawn
+            as a vertical line on both panels.
+        images_per_s: the run's throughput as the model card states it (training images over
+            the whole wall time, validation included); default: the epochs' mean training-step
+            rate, labelled as such.
     """
     fig = _figure(size)
     ax_loss, ax_m = fig.subplots(1, 2)
@@ -133,13 +147,23 @@ def training_curves(
     ):
         if col in history:
             ax_m.plot(x, history[col], marker=".", color=color, label=label)
+    best = best_epoch if best_epoch is not None else best_epoch_of(history)
+    if best is not None:
+        for a in (ax_loss, ax_m):
+            a.axvline(best, color=_COLORS[3], lw=1.2, ls="--", label=f"kept: epoch {best}")
+        if "val_aupr" in history and (x == best).any():
+            ax_m.plot([best], [float(history.loc[(x == best).to_numpy(), "val_aupr"].iloc[0])], marker="*",
+                      ms=12, color=_COLORS[3], ls="none")
+        ax_loss.legend(loc="upper right", fontsize=8)
     ax_m.set(xlabel="epoch", ylabel="score", ylim=(0, 1), title="Validation AUPR / AUROC")
     ax_m.legend(loc="lower right", fontsize=8)
     ax_m.grid(alpha=0.3)
-    if "images_per_s" in history and history["images_per_s"].notna().any():
-        fig.suptitle(
-            f"mean throughput {float(history['images_per_s'].mean()):,.0f} images/s", fontsize=9
-        )
+    if images_per_s is not None:
+        fig.suptitle(f"throughput {images_per_s:,.0f} images/s (training images / wall time, validation included)",
+                     fontsize=9)
+    elif "images_per_s" in history and history["images_per_s"].notna().any():
+        fig.suptitle(f"training steps: {float(history['images_per_s'].mean()):,.0f} images/s (mean over epochs, "
+                     "validation excluded)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
 

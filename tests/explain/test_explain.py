@@ -53,7 +53,7 @@ def explained(trained):
 
 def test_cells_carry_shap_values_and_top_drivers(explained, trained):
     res, ex = explained
-    cells = gpd.read_file(res.path / "cells.gpkg")
+    cells = gpd.read_file(res.path / "cells.gpkg", layer="crops")  # per crop: what the explainer computed
     names = ex.names
     assert len(names) == 42 and "census_coverage" not in names
     for n in ["image", *names]:
@@ -69,6 +69,12 @@ def test_cells_carry_shap_values_and_top_drivers(explained, trained):
         v = cells[f"driver_{k + 1}_shap"].to_numpy()[ok]
         assert ((v >= 0) == (cells[f"driver_{k + 1}_effect"].to_numpy()[ok] == "raises risk")).all()
     assert (cells["driver_1"].to_numpy()[~ok] == "no clear driver").all()
+    # the cells layer (stride cells, 4 crops each with half overlap): SHAP averaged, drivers ranked again from it
+    stride = gpd.read_file(res.path / "cells.gpkg", layer="cells")
+    s = stride[shap_cols].to_numpy()
+    ok = stride["drivers_reliable"].to_numpy().astype(bool)
+    assert ok.any() and (stride["driver_1"].to_numpy()[ok] == labels[np.argmax(np.abs(s), axis=1)[ok]]).all()
+    assert stride["summary"].str.contains("; drivers: ").all()
     gj = json.loads((res.path / "cells.geojson").read_text())
     assert set(gj["features"][0]["properties"]) >= {"driver_1", "driver_1_effect", "driver_1_value", "shap_image"}
 

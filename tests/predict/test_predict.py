@@ -20,7 +20,7 @@ from riotvit.predict.predictor import predict
 from riotvit.predict.region import Region, resolve_region
 from riotvit.predict.runner import ModelRunner
 from riotvit.publish.cog import validate_cog
-from riotvit.publish.styles import risk_class
+from riotvit.publish.styles import quantile_classes, risk_class
 from riotvit.tile.plan import SourceSpec
 from riotvit.tile.tileset import TileSet
 from riotvit.train.bundle import Bundle
@@ -63,17 +63,23 @@ def test_prediction_folder_holds_valid_styled_layers(whole, trained):
                                                   "risk.tif", "run.json"]
     assert validate_cog(p / "risk.tif") == []
     with rasterio.open(p / "risk.tif") as r:
-        assert r.count == 3 and r.descriptions == ("riot_probability", "expected_events", "uncertainty")
+        assert r.count == 3 and [d.split(":")[0] for d in r.descriptions] == ["riot_probability", "expected_events",
+                                                                              "uncertainty"]
+        assert r.units == ("probability", "events", "probability")
         assert r.crs.to_epsg() == 32737 and r.res == (336.0, 336.0) and r.nodata == -9999.0
         assert r.transform.c % 336 == 0 and r.transform.f % 336 == 0  # stride cells on the grid
         prob = r.read(1, masked=True)
         assert prob.min() >= 0 and prob.max() <= 1 and prob.count() > 0
         assert r.overviews(1) == [] or r.overviews(1)[0] == 2
-    cells = gpd.read_file(p / "cells.gpkg")
+    cells = gpd.read_file(p / "cells.gpkg", layer="cells")
     run = json.loads((p / "run.json").read_text())
-    assert len(cells) == run["counts"]["predicted_crops"] == whole.n_predicted > 0
+    assert run["counts"]["predicted_crops"] == whole.n_predicted > 0 and len(cells) == run["counts"]["cells"] > 0
     assert cells.crs.to_epsg() == 32737
-    assert (cells["risk_class"] == risk_class(cells["riot_probability"].to_numpy())).all()
+    prob = cells["riot_probability"].to_numpy()
+    classes = quantile_classes(prob)
+    assert (cells["risk_class"] == risk_class(prob, classes)).all()
+    counts = cells["risk_class"].value_counts()
+    assert len(classes) == 5 and counts.min() >= 0.1 * len(cells)  # quantile classes: every class holds cells
     assert cells["riot_probability"].between(0, 1).all() and (cells["uncertainty"] >= 0).all()
     gj = json.loads((p / "cells.geojson").read_text())
     assert len(gj["features"]) == len(cells)
@@ -88,7 +94,7 @@ def test_prediction_folder_holds_valid_styled_layers(whole, trained):
 def test_predictions_equal_the_tile_sets_crops(whole, trained):
     """On-the-fly tiling gives exactly the tile set's chips, so the same crop gets the same score."""
     root, world, model = trained
-    cells = gpd.read_file(whole.path / "cells.gpkg").set_index("crop_id")
+    cells = gpd.read_file(whole.path / "cells.gpkg", layer="crops").set_index("crop_id")
     ts = TileSet.open(world.tiles)
     df, _ = read_samples(world.samples)
     df = df[df["crop_id"].isin(cells.index)].head(40)
@@ -113,8 +119,8 @@ def test_two_halves_merge_into_the_whole(whole, trained, tmp_path):
     root, world, model = trained
     left = predict(model, _region(world, (0.1, 0.1, 0.5, 0.9)), tmp_path / "left", PredictConfig(tta=2), imagery=_imagery(world))
     right = predict(model, _region(world, (0.5, 0.1, 0.9, 0.9)), tmp_path / "right", PredictConfig(tta=2), imagery=_imagery(world))
-    w = gpd.read_file(whole.path / "cells.gpkg").set_index("crop_id")
-    halves = gpd.pd.concat([gpd.read_file(left.path / "cells.gpkg"), gpd.read_file(right.path / "cells.gpkg")])
+    w = gpd.read_file(whole.path / "cells.gpkg", layer="crops").set_index("crop_id")
+    halves = gpd.pd.concat([gpd.read_file(left.path / "cells.gpkg", layer="crops"), gpd.read_file(right.path / "cells.gpkg", layer="crops")])
     halves = halves.drop_duplicates("crop_id").set_index("crop_id")  # crops on the seam are in both halves
     assert set(halves.index) == set(w.index)
     for c in ("riot_probability", "expected_events", "uncertainty"):
@@ -179,20 +185,23 @@ def test_outputs_open_styled_in_qgis_and_the_project_renders(whole, tmp_path):
     png = tmp_path / "map.png"
     rep = run_qgis_check([p / "risk.tif", p / "cells.gpkg", p / "cells.geojson", p / "riotvit.qgs"], render=png)
     files = {f["path"]: f for f in rep["files"]}
-    risk, gpkg, gj = files[str(p / "risk.tif")], files[str(p / "cells.gpkg")], files[str(p / "cells.geojson")]
+    risk, gj = files[str(p / "risk.tif")], files[str(p / "cells.geojson")]
+    gpkg = {f["name"]: f for f in rep["files"] if f["path"] == str(p / "cells.gpkg")}
+    assert {"cells", "crops"} <= set(gpkg) and gpkg["crops"]["feature_count"] == whole.n_predicted
+    gpkg = gpkg["cells"]
     with rasterio.open(p / "risk.tif") as r:
         b = r.bounds
     assert risk["valid"] and risk["crs"] == "EPSG:32737" and risk["renderer"] == "singlebandpseudocolor"
     assert risk["extent"] == pytest.approx([b.left, b.bottom, b.right, b.top], abs=1.0)
     assert risk["style_applied"] and len(risk["legend"]) == 5 and risk["nodata"][0] == -9999.0
-    n = whole.n_predicted
+    n = json.loads((p / "run.json").read_text())["counts"]["cells"]
     for f, crs in ((gpkg, "EPSG:32737"), (gj, "EPSG:4326")):
         assert f["valid"] and f["crs"] == crs and f["feature_count"] == n
         assert f["renderer"] == "graduatedSymbol" and f["class_attribute"] == "riot_probability" and f["style_applied"]
     (proj,) = rep["projects"]
     assert proj["read_ok"] and proj["crs"] == "EPSG:32737" and not proj["absolute_paths"]
     assert [ly["valid"] for ly in proj["layers"]] == [True] * len(proj["layers"])
-    assert proj["layer_order"][0].startswith("cells") and proj["layer_order"][-1].startswith("imagery")
+    assert proj["layer_order"][0].endswith("cells (hatched: partial)") and proj["layer_order"][-1].startswith("imagery")
     assert rep["render"]["errors"] == [] and rep["render"]["non_background_fraction"] > 0.9
     from PIL import Image
 
@@ -237,3 +246,176 @@ def test_value_range_check_reports_the_band_and_the_distance():
     (w,) = chk.warnings()
     assert w.startswith("imagery band nir: mean 0.3 over the first 2 crops is 6 standard deviations (x1e+04)")
     assert dtype_warnings(["uint16"], "uint16") == [] and "float64" in dtype_warnings(["float64"], "uint16")[0]
+
+
+@pytest.fixture(scope="module")
+def no_overlap(trained):
+    """A small region predicted with crops side by side (the model's grid has half overlap: ``whole``)."""
+    root, world, model = trained
+    return predict(model, _region(world, (0.2, 0.2, 0.7, 0.7)), root / "pred_no_overlap",
+                   PredictConfig(tta=1, overlap=0.0), imagery=_imagery(world))
+
+
+@pytest.mark.parametrize("which", ["whole", "no_overlap"])
+def test_every_point_lies_in_one_cell_whose_value_is_the_rasters(which, request):
+    """cells.gpkg's main layer is the raster's pixels: one polygon per stride cell, with risk.tif's values."""
+    import shapely
+
+    res = request.getfixturevalue(which)
+    p = res.path
+    cells = gpd.read_file(p / "cells.gpkg", layer="cells")
+    tree = shapely.STRtree(cells.geometry.to_numpy())
+    rng = np.random.default_rng(0)
+    with rasterio.open(p / "risk.tif") as r:
+        b = r.bounds
+        xs = rng.uniform(b.left, b.right, 400)
+        ys = rng.uniform(b.bottom, b.top, 400)
+        vals = np.array([v for v in r.sample(zip(xs, ys))])
+        nodata = r.nodata
+    hits = tree.query(shapely.points(xs, ys), predicate="intersects")
+    n_in = np.bincount(hits[0], minlength=xs.size)
+    valid = vals[:, 0] != nodata
+    assert valid.sum() > 200 and (n_in[valid] == 1).all() and (n_in[~valid] == 0).all()
+    one = dict(zip(hits[0], hits[1]))
+    idx = np.array([one[i] for i in np.flatnonzero(valid)])
+    for b_, col in enumerate(("riot_probability", "expected_events", "uncertainty")):
+        np.testing.assert_allclose(cells[col].to_numpy()[idx], vals[valid, b_], atol=1e-6)
+    run = json.loads((p / "run.json").read_text())
+    with rasterio.open(p / "risk.tif") as r:
+        n_pix = int((r.read(1) != r.nodata).sum())
+    assert len(cells) == run["counts"]["cells"] == n_pix
+    layers = set(pyogrio_layers(p / "cells.gpkg"))
+    if which == "whole":  # overlap 0.5
+        assert layers == {"cells", "crops", "layer_styles"}
+        crops = gpd.read_file(p / "cells.gpkg", layer="crops")
+        assert len(crops) == res.n_predicted and cells["crops"].max() == 4
+        assert np.isclose(cells.area, 336.0**2).all() and np.isclose(crops.area, 672.0**2).all()
+        qgs = (p / "riotvit.qgs").read_text()
+        assert "layername=crops" in qgs
+    else:
+        # a crop is a cell; crops whose centre lies outside the region are nodata in risk.tif, so not cells
+        assert layers == {"cells", "layer_styles"} and 0 < len(cells) <= res.n_predicted and (cells["crops"] == 1).all()
+        assert np.isclose(cells.area, 672.0**2).all()
+
+
+def pyogrio_layers(path) -> list[str]:
+    import pyogrio
+
+    return [str(n) for n in pyogrio.list_layers(path)[:, 0]]
+
+
+def test_the_forecast_window_is_on_every_output(whole, trained):
+    """The window's start and end: raster tags and bands, run.json, the cell layer, layer names, the title, the card."""
+    import xml.etree.ElementTree as ET
+
+    import pyogrio
+
+    p = whole.path
+    run = json.loads((p / "run.json").read_text())
+    w = run["window"]
+    assert w == {"as_of": "2022-06-15", "start": "2022-06-15", "end": "2023-06-14", "lead_days": 0,
+                 "horizon_days": 365, "event_types": ["Riots"], "label": "P(≥ 1 riot), 2022-06-15 → 2023-06-14"}
+    with rasterio.open(p / "risk.tif") as r:
+        tags = r.tags()
+        assert (tags["window_start"], tags["window_end"], tags["as_of"]) == ("2022-06-15", "2023-06-14", "2022-06-15")
+        assert tags["region"].startswith("bbox") and tags["model"].startswith("model (sha256 ")
+        assert tags["model_sha256"] == run["model"]["sha256"]
+        assert "2022-06-15 → 2023-06-14" in r.descriptions[0]
+        assert r.tags(1)["window_end"] == "2023-06-14" and r.tags(2)["units"] == "events"
+    info = pyogrio.read_info(p / "cells.gpkg", layer="cells")
+    types = dict(zip(info["fields"], info["dtypes"]))
+    assert {types[k] for k in ("acquisition_date", "window_start", "window_end")} == {"datetime64[D]"}  # OGR Date fields
+    cells = gpd.read_file(p / "cells.gpkg", layer="cells")
+    assert (cells["window_start"].dt.strftime("%Y-%m-%d") == "2022-06-15").all()
+    assert (cells["window_end"].dt.strftime("%Y-%m-%d") == "2023-06-14").all()
+    assert cells["summary"].str.startswith("P(≥ 1 riot, Jun 2022–Jun 2023) = ").all()
+    root = ET.parse(p / "riotvit.qgs").getroot()
+    assert root.find("title").text.startswith("riotvit: P(≥ 1 riot), 2022-06-15 → 2023-06-14")
+    names = [n.get("name") for n in root.iter("layer-tree-layer")]
+    assert all("2023-06-14" in n for n in names if not n.startswith("imagery"))
+    gj = json.loads((p / "cells.geojson").read_text())
+    assert gj["features"][0]["properties"]["window_end"] == "2023-06-14"
+    card = (trained[2] / "model_card.md").read_text()
+    assert "**P(≥ 1 riot), 2022-06-15 → 2023-06-14**" in card  # the test origin's window, as an example
+    assert "| `hist_riots_365d_2km` | riots within 2 km in the year before | events |" in card
+    def paths(d):
+        if isinstance(d, dict):
+            for k, v in d.items():
+                yield from ([v] if k in ("path", "population_raster") and isinstance(v, str) else paths(v))
+        elif isinstance(d, list):
+            for v in d:
+                yield from paths(v)
+
+    found = list(paths(run))
+    assert len(found) >= 4  # model, imagery, ACLED export, census layer: each relative to the prediction folder
+    assert all(not f.startswith("/") and (p / f).exists() for f in found)
+
+
+def test_cells_carry_aliases_a_map_tip_and_hatched_edges(whole):
+    """The Identify panel reads like a sentence: aliases and map tip in the GeoPackage and the project."""
+    import sqlite3
+    import xml.etree.ElementTree as ET
+
+    p = whole.path
+    con = sqlite3.connect(p / "cells.gpkg")
+    (qml,) = con.execute("SELECT styleQML FROM layer_styles WHERE f_table_name = 'cells' AND useAsDefault").fetchone()
+    con.close()
+    for root in (ET.fromstring(qml), next(m for m in ET.parse(p / "riotvit.qgs").getroot().iter("maplayer")
+                                          if "layername=cells" in m.find("datasource").text)):
+        aliases = {a.get("field"): a.get("name") for a in root.iter("alias")}
+        assert aliases["riot_probability"] == "riot probability (probability)"
+        assert aliases["valid_fraction"] == "share of the cell with imagery"
+        assert root.find("mapTip").text == '[% "summary" %]' and root.find("previewExpression").text == '"summary"'
+        dd = [o.get("value") for o in root.iter("Option") if o.get("name") == "expression"]
+        assert dd and all("edge" in e for e in dd)
+
+
+_QGIS_IDENTIFY = """
+import json, sys
+from qgis.core import QgsApplication, QgsProject, QgsVectorLayer
+app = QgsApplication([], False)
+app.initQgis()
+out = {}
+gpkg = QgsVectorLayer(sys.argv[1] + "/cells.gpkg|layername=cells", "cells", "ogr")
+out["gpkg"] = {"aliases": {f.name(): f.alias() for f in gpkg.fields()}, "map_tip": gpkg.mapTipTemplate(),
+               "display": gpkg.displayExpression(), "renderer": gpkg.renderer().type()}
+proj = QgsProject.instance()
+out["read"] = proj.read(sys.argv[1] + "/riotvit.qgs")
+out["title"] = proj.title()
+out["layers"] = []
+for node in proj.layerTreeRoot().findLayers():
+    ly = node.layer()
+    d = {"name": ly.name(), "visible": node.isVisible(), "valid": ly.isValid()}
+    if isinstance(ly, QgsVectorLayer):
+        d.update(aliases={f.name(): f.alias() for f in ly.fields()}, map_tip=ly.mapTipTemplate(),
+                 legend=[i.label() for i in ly.renderer().legendSymbolItems()])
+    out["layers"].append(d)
+print(json.dumps(out))
+app.exitQgis()
+"""
+
+
+@pytest.mark.qgis
+def test_qgis_shows_aliases_the_map_tip_and_the_window(whole, tmp_path):
+    """Headless QGIS: the GeoPackage alone and the project give aliases, the sentence map tip, the window."""
+    import subprocess
+
+    from qgis_support import QGIS_PYTHON, _qgis_env, qgis_available
+
+    if not qgis_available():
+        pytest.skip("QGIS (python3-qgis) is not installed")
+    done = subprocess.run([QGIS_PYTHON, "-c", _QGIS_IDENTIFY, str(whole.path)], env=_qgis_env(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+    rep = json.loads(done.stdout.strip().splitlines()[-1])
+    g = rep["gpkg"]
+    assert g["map_tip"] == '[% "summary" %]' and g["display"] == '"summary"' and g["renderer"] == "graduatedSymbol"
+    assert g["aliases"]["riot_probability"] == "riot probability (probability)"
+    assert g["aliases"]["window_end"] == "forecast window end"
+    assert rep["read"] and "2022-06-15 → 2023-06-14" in rep["title"]
+    cells, crops = rep["layers"][0], rep["layers"][1]
+    assert cells["visible"] and cells["valid"] and cells["map_tip"] == '[% "summary" %]'
+    assert cells["aliases"]["valid_fraction"] == "share of the cell with imagery"
+    assert len(cells["legend"]) == 5 and cells["legend"][-1].endswith("highest fifth")
+    assert not crops["visible"] and "per crop" in crops["name"]
+    assert all("2023-06-14" in ly["name"] for ly in rep["layers"] if not ly["name"].startswith("imagery"))
+    assert [ly["visible"] for ly in rep["layers"]][2:-1] == [False] * (len(rep["layers"]) - 3)  # raster bands: off
