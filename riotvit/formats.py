@@ -74,17 +74,26 @@ While training, the folder is `NAME.partial` with checkpoints: a rerun resumes f
 
 PREDICTION = """## Prediction folder (`riotvit predict`, `riotvit explain`)
 
+Every output states the forecast window (as-of date, lead, horizon, start and end dates, event
+types): `run.json["window"]`, the raster tags and band descriptions, the layer names, the cells'
+`window_start`/`window_end`, the layout title and the STAC item's `start_datetime`/`end_datetime`.
+
 | file | what |
 |---|---|
 | `run.json` | the description below |
-| `risk.tif` | Cloud-optimised GeoTIFF on the grid's stride cells: bands `riot_probability`, `expected_events`, `uncertainty` |
+| `risk.tif` | Cloud-optimised GeoTIFF on the grid's stride cells: bands `riot_probability`, `expected_events`, `uncertainty` (units and the window in the tags) |
 | `risk.qml` | QGIS style of `risk.tif` |
-| `cells.gpkg`, `cells.geojson` | one polygon per predicted crop with its probabilities, counts, risk class (and drivers with `--explain`) |
+| `cells.gpkg` | layer `cells`: one polygon per stride cell (the pixels of `risk.tif`, with its values), risk class, count interval, `edge` (partial cell), window dates, `summary` (the Identify sentence) and, with `--explain`, drivers; with overlap, layer `crops`: one polygon per crop. Styled (aliases, map tip) in its `layer_styles` table |
+| `cells.geojson` | the cells in WGS 84 |
 | `cells.qml` | QGIS style of the cells |
-| `riotvit.qgs` | QGIS project with the maps over the imagery |
+| `riotvit.qgs` | QGIS project: the maps over the imagery, and a print layout (map, legend, scale bar, north arrow, window, data sources, disclaimer, skill) |
+| `map.png`, `map.pdf` | the same page rendered without QGIS |
+| `admin.gpkg`, `admin.csv`, `admin.qml` | with `--admin`: per admin unit, expected riots in the window (10-90% interval), mean and max cell probability, population-weighted risk, coverage, top drivers |
+| `catalog.json`, `<item>/<item>.json` | STAC catalog with one item: the window as `start_datetime`/`end_datetime`, `proj:` and `raster:bands`, one asset per output |
 | `drivers.tif`, `drivers.qml` | with `--explain`: image attribution per ViT patch |
 | `attention.tif`, `attention.qml` | with `--explain --attention`: attention rollout per ViT patch |
 | `shap_summary.png`, `shap_bar.png` | with `--explain`: SHAP beeswarm and mean \\|SHAP\\| per feature |
+| `score.json` | after `riotvit score`: the map scored against a later ACLED export |
 
 `run.json` files written before `format` was recorded are read as version 1.
 """

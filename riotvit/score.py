@@ -40,6 +40,8 @@ from riotvit.join.events.labels import (
 from riotvit.join.stage import JoinConfig, project_events
 from riotvit.thin import ThinData, assess_thin_data
 from riotvit.train.forecast_metrics import forecast_metrics
+from riotvit.window import ForecastWindow as Window
+from riotvit.window import run_window
 
 SCORE_FILE = "score.json"
 COVERAGE_SLACK_DAYS = 14
@@ -47,27 +49,6 @@ COVERAGE_SLACK_DAYS = 14
 and still cover it: exports are cut by date, but their first and last events rarely fall on the cut."""
 LOCATION_DECIMALS = 4
 """Event coordinates are rounded to this many decimals (about 11 m) to count distinct locations."""
-
-
-@dataclass(frozen=True)
-class Window:
-    """The forecast window of a prediction (the fields of ``run.json["window"]``; ``end`` inclusive)."""
-
-    as_of: dt.date
-    start: dt.date
-    end: dt.date
-    lead_days: int
-    horizon_days: int
-    event_types: tuple[str, ...]
-
-    @property
-    def label(self) -> str:
-        return f"P(≥ 1 {' or '.join(t.lower() for t in self.event_types) or 'event'}), {self.start} → {self.end}"
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"as_of": self.as_of.isoformat(), "start": self.start.isoformat(), "end": self.end.isoformat(),
-                "lead_days": self.lead_days, "horizon_days": self.horizon_days,
-                "event_types": list(self.event_types), "label": self.label}
 
 
 @dataclass
@@ -124,16 +105,11 @@ def _bundle_meta(pred: Path, run: dict, required: bool) -> dict | None:
 
 def prediction_window(pred: Path, run: dict, bundle: dict | None) -> Window:
     """``run.json["window"]`` when present, else as-of ``run.json["date"]`` plus the bundle's label window."""
-    w = run.get("window")
-    if w:
-        return Window(dt.date.fromisoformat(w["as_of"]), dt.date.fromisoformat(w["start"]), dt.date.fromisoformat(w["end"]),
-                      int(w["lead_days"]), int(w["horizon_days"]), tuple(w["event_types"]))
-    t = (bundle or {}).get("targets") or {}
-    fc = (bundle or {}).get("forecast") or {}
-    lead, horizon = int(fc.get("lead_days", t.get("lead_days", 0))), int(fc.get("horizon_days", t.get("horizon_days", 365)))
-    as_of = dt.date.fromisoformat(str(run["date"])[:10])
-    start = as_of + dt.timedelta(days=lead)
-    return Window(as_of, start, start + dt.timedelta(days=horizon - 1), lead, horizon, tuple(t.get("riot_event_types", ["Riots"])))
+    w = run_window(run, bundle)
+    if w is None:
+        raise BundleError(f"{pred / 'run.json'}: no forecast window and no date plus bundle to derive it; "
+                          "predict again with this riotvit (it writes the window into run.json)")
+    return w
 
 
 def _join_config(bundle: dict | None, event_types: list[str] | None, window: Window) -> JoinConfig:

@@ -112,3 +112,20 @@ def forecast_window(bundle_meta: Any, as_of: date) -> ForecastWindow:
         raise InputError("bundle.json: no lead_days/horizon_days under 'targets'; the bundle predates forecast "
                          "windows, retrain it with riotvit train")
     return ForecastWindow.from_origin(as_of, int(lead), int(horizon), tuple(targets.get("riot_event_types") or ("Riots",)))
+
+
+def run_window(run: dict[str, Any], bundle: dict[str, Any] | None) -> ForecastWindow | None:
+    """The window of a prediction from its ``run.json`` (key ``window``), else derived from
+    ``run.json["date"]`` and its bundle's ``bundle.json``; None when neither says.
+
+    ``riotvit score``, the STAC item and the map's texts all read a prediction folder's window here.
+    """
+    w = run.get("window")
+    if isinstance(w, dict) and w.get("start") and w.get("end"):
+        return ForecastWindow.from_dict(w)
+    if not run.get("date") or not bundle:
+        return None
+    try:
+        return forecast_window(bundle, date.fromisoformat(str(run["date"])[:10]))
+    except InputError:
+        return None

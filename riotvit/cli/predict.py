@@ -30,6 +30,17 @@ Examples:
   riotvit predict --model runs/nbo --region Nairobi --imagery scene.tif --acled my_export.csv --out runs/nairobi --overlap 0.5
 
   riotvit predict --model runs/model --region area.geojson --out runs/area --explain
+
+  riotvit predict --model runs/nbo --region Nairobi --imagery scene.tif --out runs/nbo_admin --admin kenya_counties.gpkg --admin-id county_name
+
+      (admin.gpkg + admin.csv: expected riots per county with an interval, mean/max probability, coverage, drivers)
+
+  riotvit predict --model runs/temporal --region synth_city --imagery city.tif --previous-imagery city_2021-06-15.tif --out runs/t
+
+      (a model trained with model.temporal: stack or tokens compares each crop with the previous date)
+
+Outputs: risk.tif, cells.gpkg, riotvit.qgs with a print layout, map.png/map.pdf (the same page without
+QGIS), catalog.json (STAC: the window as start/end_datetime, one asset per output), run.json.
 """
 
 P_IN, P_META, P_RUN = "Input", "Metadata", "Run"
@@ -53,6 +64,9 @@ def predict_command(
     batch_size: Annotated[int | None, config_option(PREDICT, "batch_size", rich_help_panel=P_RUN)] = None,
     device: Annotated[str | None, config_option(PREDICT, "device", rich_help_panel=P_RUN)] = None,
     max_cells: Annotated[int | None, config_option(PREDICT, "max_cells", rich_help_panel=P_RUN)] = None,
+    previous_imagery: Annotated[list[str] | None, typer.Option(help="The same area at the image date before (repeat for a mosaic): needed by a model trained with model.temporal.", rich_help_panel=P_IN)] = None,
+    admin: Annotated[str | None, typer.Option(help="Admin units to summarise by (wards, districts, P-codes): a vector file or catalog id; writes admin.gpkg and admin.csv.", rich_help_panel=P_META)] = None,
+    admin_id: Annotated[str | None, typer.Option(help="The admin layer's id column (default: the first column unique per unit).", rich_help_panel=P_META)] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Also write SHAP drivers and drivers.tif (see riotvit explain).", rich_help_panel=P_RUN)] = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Predict even a region above --max-cells.", rich_help_panel=P_RUN)] = False,
     config: Annotated[Path | None, typer.Option(help="YAML with any predict option.", rich_help_panel=P_RUN)] = None,
@@ -66,7 +80,8 @@ def predict_command(
     The region is tiled on the model's grid on the fly; metadata (event history, census) is computed as of the prediction date from the sources the model was trained with. Every output states the forecast window, e.g. "P(≥ 1 riot), 2022-06-15 → 2024-06-13" (the date plus the model's lead and horizon). cells.gpkg's layer "cells" has one polygon per pixel of risk.tif with its values (with --overlap the per-crop polygons are in the layer "crops"). Open riotvit.qgs in QGIS to see every layer styled over the imagery; Identify on a cell reads as a sentence.
     """
     run_predict(model=model, region=region, out=out, region_crs=region_crs, imagery=imagery, bands=bands, date=date,
-                acled=acled, census=census, population_raster=population_raster, overrides=given(
+                acled=acled, census=census, population_raster=population_raster, previous_imagery=previous_imagery,
+                admin=admin, admin_id=admin_id, overrides=given(
                     overlap=overlap, tta=tta, batch_size=batch_size, device=device, max_cells=max_cells, metadata=metadata),
                 explain=ExplainSpec() if explain else None, yes=yes, config=config, catalog=catalog, overwrite=overwrite,
                 json_out=json_out, quiet=quiet)
@@ -80,7 +95,8 @@ class ExplainSpec:
 
 
 def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, census, population_raster, overrides,
-                explain: ExplainSpec | None, yes, config, catalog, overwrite, json_out, quiet) -> None:
+                explain: ExplainSpec | None, yes, config, catalog, overwrite, json_out, quiet,
+                previous_imagery=None, admin=None, admin_id=None) -> None:
     """The body shared by ``predict`` and ``explain``: resolve inputs, run, print."""
     from riotvit.catalog import raster_specs, resolve_source
     from riotvit.config import build_config
@@ -100,6 +116,8 @@ def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, 
     ac = resolve_source(acled, "acled", catalog)[0] if acled else None
     ce = resolve_source(census, "census", catalog)[0] if census else None
     pop = resolve_source(population_raster, "raster", catalog)[0] if population_raster else None
+    prev = raster_specs(previous_imagery, catalog) if previous_imagery else None
+    adm = resolve_source(admin, "census", catalog)[0] if admin else None
     band_list = [b.strip() for b in bands.split(",")] if bands else None
     explainer = None
     if explain is not None:
@@ -109,7 +127,7 @@ def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, 
                                                   labels=labels(explain.kw)))
     res = predict(model, reg, out, cfg, imagery=specs, bands=band_list, acled=ac, census=ce, population_raster=pop,
                   catalog=catalog, overwrite=overwrite, yes=yes, reporter=RichReporter(quiet=quiet or json_out),
-                  explain=explainer)
+                  explain=explainer, admin=adm, admin_id=admin_id, previous_imagery=prev)
     if json_out:
         d = {k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()}
         if explainer is not None:
@@ -126,6 +144,7 @@ def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, 
                       f"{c.get('relative_gap', float('nan')):.1%} of |output - expected| ({c.get('mean_abs_gap', 0):.4f} log-odds)")
     console.print(f"  forecast: {res.window.get('label', '')} (as of {res.window.get('as_of', '')}); "
                   f"{res.n_cells:,} cells of {'/'.join(res.window.get('event_types', []))} risk")
-    console.print(f"  open [bold]{res.path / 'riotvit.qgs'}[/] in QGIS (risk.tif, cells.gpkg, imagery, styled)")
+    console.print(f"  open [bold]{res.path / 'riotvit.qgs'}[/] in QGIS (styled layers and a print layout), "
+                  f"or look at {res.path / 'map.png'}" + (f"; per admin unit: {res.path / 'admin.csv'}" if adm else ""))
     for w in res.warnings:
         console.print(f"[yellow]warning:[/] {w}", highlight=False)

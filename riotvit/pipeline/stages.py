@@ -168,10 +168,15 @@ def plan_predict(pipe: Pipeline) -> StageCall:
 
         ecfg = pipe.section("explain", ExplainConfig)
     specs = _rasters(pipe, predict=True)
+    src = pipe.spec.sources
+    previous = raster_specs([pipe.find(r) for r in src.predict_previous_raster], pipe.catalog) \
+        if src.predict_previous_raster else None
+    admin = resolve_source(pipe.find(src.admin), "census", pipe.catalog)[0] if src.admin else None
     ms = _meta_sources(pipe)
     model, out = pipe.run / "model", pipe.run / "predict"
     inputs = {"bundle": model / META, "weights": model / WEIGHTS, **ms.inputs(),
-              **{f"raster{i}": s.path for i, s in enumerate(specs)}}
+              **{f"raster{i}": s.path for i, s in enumerate(specs)},
+              **{f"previous{i}": s.path for i, s in enumerate(previous or [])}, **({"admin": admin} if admin else {})}
     config = {"region": pipe.spec.region, "region_crs": pipe.spec.region_crs, "predict": dump_config(cfg),
               "explain": dump_config(ecfg) if ecfg else None}
 
@@ -182,7 +187,8 @@ def plan_predict(pipe: Pipeline) -> StageCall:
 
             explainer = Explainer(model, ecfg)
         r = predict(model, region, out, cfg, imagery=specs, acled=ms.acled, census=ms.census, population_raster=ms.population,
-                    catalog=pipe.catalog, overwrite=True, yes=True, reporter=rep, explain=explainer)
+                    catalog=pipe.catalog, overwrite=True, yes=True, reporter=rep, explain=explainer, admin=admin,
+                    admin_id=src.admin_id, previous_imagery=previous)
 
         relocate_project(out / "riotvit.qgs", pipe.run / "riotvit.qgs")
         d = {"crops": r.n_predicted, "km2": round(r.area_km2, 1), "crops_per_s": round(r.crops_per_s, 1),

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -18,6 +18,7 @@ from riotvit.device import DeviceName, Precision
 from riotvit.errors import RasterError, RegionError
 from riotvit.grid import CropGrid
 from riotvit.predict.region import Region
+from riotvit.tile.meta import stated_scaling
 from riotvit.tile.plan import SourceSpec, grid_epsg
 from riotvit.tile.source import RasterSource, open_source
 from riotvit.train.meta import BundleMeta
@@ -52,6 +53,7 @@ class PredictPlan:
     crops: pd.DataFrame  # col, row, crop_id of every crop to predict
     coverage: tuple[float, float, float, float]
     date: dt.date
+    previous: list[RasterSource] = field(default_factory=list)  # the mosaic of the image date before (temporal models)
 
     @property
     def n_crops(self) -> int:
@@ -95,7 +97,11 @@ def plan_prediction(
     """
     if not specs:
         raise RegionError(f"region {region.name} ({region.bounds_text()}): no imagery given or found in the catalog; pass --imagery FILE")
-    srcs = [open_source(s.path, source_id=s.id, bands=bands or s.bands, date=s.date, checksum=True) for s in specs]
+    # read the imagery as the tile set was read: a --scale/--offset stated at tiling applies here too
+    scale, offset = stated_scaling(bundle_meta.provenance.tileset.sources)
+    srcs = [open_source(s.path, source_id=s.id, bands=bands or s.bands, date=s.date, checksum=True, sensor=s.sensor,
+                        scale=s.scale if s.scale is not None else scale,
+                        offset=s.offset if s.offset is not None else offset) for s in specs]
     model_bands = list(bundle_meta.bands)
     srcs = [reorder_bands(s, model_bands) for s in srcs]
     dates = sorted({s.date for s in srcs})
@@ -103,7 +109,9 @@ def plan_prediction(
     if not usable:
         raise RasterError(f"--date {cfg.date}: every image is newer ({', '.join(map(str, dates))}); "
                           "predict as of a date on or after the imagery")
-    srcs = [s for s in srcs if s.date == usable[-1]]  # the newest mosaic on or before the date
+    # the newest mosaic on or before the date; the one before it is what a temporal model compares with
+    previous = [s for s in srcs if len(usable) > 1 and s.date == usable[-2]]
+    srcs = [s for s in srcs if s.date == usable[-1]]
     date = cfg.date or usable[-1]
     g0 = CropGrid.from_dict(bundle_meta.grid)
     epsg = grid_epsg(srcs[0], cfg.crs)
@@ -137,4 +145,4 @@ def plan_prediction(
     keep = shapely.intersects(rg, boxes) & shapely.intersects(cover, boxes)
     crops = pd.DataFrame({"col": cc[keep], "row": rr[keep]})
     crops["crop_id"] = grid.crop_ids(crops["col"].to_numpy(), crops["row"].to_numpy())
-    return PredictPlan(grid, srcs, region, rg, crops.reset_index(drop=True), cov, date)
+    return PredictPlan(grid, srcs, region, rg, crops.reset_index(drop=True), cov, date, previous)

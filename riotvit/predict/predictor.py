@@ -10,6 +10,7 @@ by a band and a batch, not by the region.
 from __future__ import annotations
 
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,9 +34,9 @@ from riotvit.predict.runner import ModelRunner
 from riotvit.progress import Reporter
 from riotvit.publish.layers import CellLayer, CropsWriter, cell_rows, write_cells
 from riotvit.publish.mosaic import RISK_BANDS, RISK_UNITS, RiskRaster
-from riotvit.publish.prediction import write_prediction_project
+from riotvit.publish.prediction import admin_summary_layer, write_handout, write_prediction_project
 from riotvit.stage import start_stage
-from riotvit.tile.bands import block_bands, cut_row
+from riotvit.tile.bands import block_bands, companion_band, cut_at, cut_row
 from riotvit.tile.plan import SourceSpec
 from riotvit.tile.prefetch import Prefetch
 from riotvit.tile.reader import GridReader
@@ -147,8 +148,15 @@ def predict(
     yes: bool = False,
     reporter: Reporter | None = None,
     explain: object | None = None,
+    admin: Path | None = None,
+    admin_id: str | None = None,
+    previous_imagery: list[SourceSpec] | None = None,
 ) -> PredictResult:
     """Predict riot risk over a region and write the prediction folder (see docs/formats.md).
+
+    ``admin`` (a vector file of wards, districts or P-codes, id column ``admin_id``) adds the
+    summary per unit. ``previous_imagery``, the same area at the image date before, is what a
+    model trained with ``model.temporal`` compares against (required by such a model).
 
     Raises:
         RegionError: region outside the imagery, or larger than ``max_cells`` without ``yes``.
@@ -180,7 +188,8 @@ def predict(
         if explain is not None:
             explain.begin(plan, work, runner, feats)
         ts = time.perf_counter()
-        n_pred = _stream(plan, runner, meta, cfg, work, st.rep, bundle, explain, values, window)
+        n_pred = _stream(plan, runner, meta, cfg, work, st.rep, bundle, explain, values, window,
+                         previous_sources(plan, bundle, previous_imagery, bands))
         warnings += values.warnings()
         stream_s = time.perf_counter() - ts
         if explain is not None:
@@ -189,18 +198,52 @@ def predict(
             raise RegionError(f"region {region.name}: no crop had at least {cfg.min_valid:.0%} valid imagery; "
                               "check the imagery's nodata or lower --min-valid")
         cells = write_cells(work, work / CROPS_TMP, plan.grid, window, _stamp(plan))
-        extra = explain.layers(work) if explain is not None else []
+
+        def record() -> None:  # run.json lists the folder's files: written first (the summaries read it), then again
+            prediction_meta(plan, bundle, region, cfg, n_pred, meta_info, warnings, work,
+                            explain.summary() if explain is not None else None, out=st.out, window=window,
+                            cells=cells).write(work / "run.json")
+
+        record()
+        extra = list(explain.layers(work)) if explain is not None else []
+        if admin is not None:
+            extra.append(admin_summary_layer(work, admin, admin_id, population_raster, window))
         write_prediction_project(work, st.out, plan.sources, bundle.meta.normalisation, plan.grid.crs,
                                  plan.region_grid.bounds, window, cells,
                                  f"riotvit: {window.label}, {region_label(plan)}", _stamp(plan), extra)
-        run = prediction_meta(plan, bundle, region, cfg, n_pred, meta_info, warnings, work,
-                              explain.summary() if explain is not None else None, out=st.out, window=window,
-                              cells=cells)
-        run.write(work / "run.json")
+        write_handout(work, admin)
+        record()
     dt = st.elapsed()
     area = n_pred * plan.grid.stride_m**2 / 1e6
     return PredictResult(st.out, plan.n_crops, n_pred, area, dt, n_pred / dt, area / dt, dc.device, stream_s, warnings,
                          window.to_dict(), cells.n_cells)
+
+
+def previous_sources(plan: PredictPlan, bundle: Bundle, previous_imagery: list[SourceSpec] | None,
+                     bands: list[str] | None) -> list:
+    """The previous date's mosaic for a model trained with ``model.temporal``: ``previous_imagery``,
+    else the imagery's next older date; none for a one-date model.
+
+    Raises:
+        InputError: a temporal model without a previous image, or previous imagery for a one-date model.
+    """
+    from riotvit.predict.plan import reorder_bands
+    from riotvit.tile.source import open_source
+
+    temporal = bundle.meta.config.get("model", {}).get("temporal", "none")
+    if temporal == "none":
+        if previous_imagery:
+            raise InputError(f"{bundle.path}: this model sees one image date (model.temporal: none); drop --previous-imagery")
+        return []
+    if previous_imagery:
+        srcs = [open_source(s.path, source_id=s.id, bands=bands or s.bands, date=s.date, checksum=False)
+                for s in previous_imagery]
+        return [reorder_bands(s, list(bundle.meta.bands)) for s in srcs]
+    if plan.previous:
+        return plan.previous
+    raise InputError(f"{bundle.path}: the model compares each crop with the previous image date (model.temporal: "
+                     f"{temporal}); pass --previous-imagery FILE (the same area before {plan.date}), or that date's "
+                     "file with --imagery too")
 
 
 def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> list[SourceSpec]:
@@ -255,9 +298,24 @@ def raster_tags(plan: PredictPlan, bundle: Bundle, window: ForecastWindow, weigh
             "units": ",".join(RISK_UNITS), **window.tags()}
 
 
+def with_previous(cr, prev_band, i: int, grid, min_valid: float) -> tuple[np.ndarray, np.ndarray]:
+    """A crop row's chips with the previous date's pixels as bands ``C..2C-1`` and masks (k, 2, H, W).
+
+    Where the previous image has less than ``min_valid`` of a crop, the crop is paired with itself
+    (no change visible), as training pairs a tile set's first date.
+    """
+    pc, pm = cut_at(prev_band, i, cr.xs, grid)
+    own = pm.reshape(pm.shape[0], -1).mean(1) < min_valid
+    pc[own], pm[own] = cr.chips[own], cr.masks[own]
+    return np.concatenate([cr.chips, pc], axis=1), np.stack([cr.masks, pm], axis=1)
+
+
 def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConfig, work: Path, rep: Reporter,
-            bundle, explain, values: ValueRangeCheck, window: ForecastWindow) -> int:
-    """Read, predict and write every block; returns the number of crops predicted."""
+            bundle, explain, values: ValueRangeCheck, window: ForecastWindow, previous: list | None = None) -> int:
+    """Read, predict and write every block; returns the number of crops predicted.
+
+    ``previous``: the sources of the image date before, for a model that compares two dates.
+    """
 
     g = plan.grid
     index = pd.Series(np.arange(plan.n_crops), index=pd.MultiIndex.from_arrays([plan.crops["col"], plan.crops["row"]]))
@@ -279,7 +337,7 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
         masks = np.concatenate([p[2] for p in pending])
         fr = np.concatenate([p[3] for p in pending])
         pending = []
-        values.add(chips, masks)
+        values.add(chips[:, :n_bands], masks[:, 0] if masks.ndim == 4 else masks)
         pred = runner.predict(chips, masks, None if meta is None else meta[idx], idx)
         crops = plan.crops.iloc[idx].assign(valid_fraction=fr)
         rows = cell_rows(crops, pred)
@@ -291,24 +349,31 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
         raster.add(crops["col"].to_numpy(), crops["row"].to_numpy(), vals)
         n_done += idx.size
 
+    n_bands = len(plan.sources[0].band_names)
+
     def produce():
-        with GridReader(plan.sources, g, str(dtype), "bilinear") as reader:
-            for cols, rows, members in blocks:
-                for band in block_bands(reader, g, cols, rows, dtype, len(plan.sources[0].band_names)):
-                    yield cols, band, members
+        with ExitStack() as stack:
+            reader = stack.enter_context(GridReader(plan.sources, g, str(dtype), "bilinear"))
+            before = stack.enter_context(GridReader(previous, g, str(dtype), "bilinear")) if previous else None
+            for cols, rows, _members in blocks:
+                for band in block_bands(reader, g, cols, rows, dtype, n_bands):
+                    yield cols, band, companion_band(before, g, cols, band) if before is not None else None
 
     try:
         with Prefetch(produce) as items:
-            for cols, band, _ in items:
+            for cols, band, prev_band in items:
                 for i, row in enumerate(band.rows):
                     cr = cut_row(band, i, len(cols), g, cfg.min_valid)
                     if cr is None:
                         continue
+                    chips, masks = cr.chips, cr.masks
+                    if prev_band is not None:
+                        chips, masks = with_previous(cr, prev_band, i, g, cfg.min_valid)
                     cc = cols.start + cr.keep
                     pos = index.reindex(pd.MultiIndex.from_arrays([cc, np.full(cc.size, row)])).to_numpy()
                     ok = ~np.isnan(pos)
                     if ok.any():
-                        pending.append((pos[ok].astype(np.int64), cr.chips[ok], cr.masks[ok], cr.fractions[ok]))
+                        pending.append((pos[ok].astype(np.int64), chips[ok], masks[ok], cr.fractions[ok]))
                         if sum(p[0].size for p in pending) >= cfg.batch_size:
                             flush()
                 rep.advance(len(band.rows) * len(cols))

@@ -96,10 +96,18 @@ class ModelRunner:
         return self.scaler.transform(features) if self.scaler.names else None
 
     def prepare(self, chips: np.ndarray, masks: np.ndarray) -> torch.Tensor:
-        """Raw chips (N, C, H, W) + valid masks (N, H, W) -> normalised model input on the device."""
+        """Raw chips (N, C, H, W) + valid masks (N, H, W) -> normalised model input on the device.
+
+        Two dates (``model.temporal``): chips (N, 2C, H, W) and masks (N, 2, H, W), each date
+        normalised with its own mask, as in training.
+        """
         x = chips_to_tensor(chips, self.device)
         v = torch.from_numpy(np.ascontiguousarray(masks)).to(self.device)
-        return normalise(x, v, self._mean, self._std, self.input_px)
+        if v.ndim == 3:
+            return normalise(x, v, self._mean, self._std, self.input_px)
+        c = x.shape[1] // v.shape[1]
+        return torch.cat([normalise(x[:, i * c:(i + 1) * c], v[:, i], self._mean, self._std, self.input_px)
+                          for i in range(v.shape[1])], dim=1)
 
     def _combine(self, res: list[dict[str, list]], base: np.ndarray | None, k: int) -> dict[str, np.ndarray]:
         """Per-model view outputs -> forecasts: ensemble mean and spread (or, single model, the views' spread)."""

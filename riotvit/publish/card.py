@@ -55,6 +55,7 @@ def render_model_card(meta: BundleMeta, table: Any) -> str:
         f"- Backbone `{cfg['model']['backbone']}` (img {cfg['model']['img_size']} px, "
         f"{meta.model.get('params_total', '?'):,} parameters), fusion `{cfg['model']['fusion']}`, heads: "
         f"{', '.join(targets.heads)}.",
+        f"- Dates seen per crop: {_temporal_text(cfg['model'].get('temporal', 'none'))}.",
         f"- Bands: {', '.join(meta.bands)}; metadata features: {len(names)} "
         f"({sum(n.startswith('census_') for n in names)} census, "
         f"{sum(n.startswith('hist_') for n in names)} event history).",
@@ -81,17 +82,17 @@ def render_model_card(meta: BundleMeta, table: Any) -> str:
         "",
     ]
     lines += window_section(meta)
-    lines += forecast_section(meta) if meta.forecast else spatial_section(meta, summary, folds)
+    lines += forecast_section(meta) if meta.forecast else spatial_section(meta, summary, folds, table)
     lines += [
         "",
         "## Known limitations",
         "- **ACLED reporting bias**: events are recorded from media and partner reports; places with less coverage "
         "(rural areas, places with restricted press) look calmer than they are, and the model learns that bias.",
-        f"- **Geo-precision**: events of geo_precision 2 mark every cell within "
-        f"{(jcfg.get('acled') or {}).get('geo_precision_radius_m', {}).get('2', 2000)} m as positive; precision-3 events "
-        "are excluded. Labels near such events are uncertain.",
-        "- **Imagery date mismatch**: the image shows one date; labels cover the following window. Change between the "
-        "two (new settlements, cleared markets) is not seen.",
+        f"- **Geo-precision**: {_precision_text(jcfg.get('acled') or {})} ACLED geocodes most urban events to a "
+        "handful of neighbourhood points, so at 672 m a cell's label says 'near a reported point', not 'in this cell'.",
+        "- **Imagery date mismatch**: the image shows one date; labels cover the following window. Change after the "
+        "image date (new settlements, cleared markets) is not seen" + (
+            "." if cfg["model"].get("temporal", "none") == "none" else "; change since the previous image date is."),
         "- **Transfer**: a model trained on one city or sensor may not transfer to another; re-evaluate on local "
         "held-out blocks before use. Scores are relative risk, calibrated only for the training area's base rate.",
         "- **Small data**: few riot cells make the metrics noisy; read them with the fold-to-fold spread.",
@@ -101,7 +102,7 @@ def render_model_card(meta: BundleMeta, table: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def spatial_section(meta: BundleMeta, summary: dict, folds: Any) -> list[str]:
+def spatial_section(meta: BundleMeta, summary: dict, folds: Any, table: Any = None) -> list[str]:
     """Evaluation of a model trained at one date: spatial block cross-validation."""
     lines = [
         "## Evaluation",
@@ -119,6 +120,9 @@ def spatial_section(meta: BundleMeta, summary: dict, folds: Any) -> list[str]:
         if model in summary:
             lines.append(f"| {model} | {_metric(summary, model, 'aupr')} | {_metric(summary, model, 'auroc')} | "
                          f"{_metric(summary, model, 'brier')} | {_metric(summary, model, 'ece')} |")
+    thin = table.thin_data() if hasattr(table, "thin_data") else None
+    if thin is not None and thin.thin:
+        lines += ["", f"**{thin.sentence}**"]
     return lines + ["", "Full per-fold table: `metrics.md`; reliability diagram: `reliability.png`; training curves: "
                         "`history.png`."]
 
@@ -133,8 +137,9 @@ def forecast_section(meta: BundleMeta) -> list[str]:
         f"**Protocol:** {fc['protocol']}. Test origin {fc['origin']}; the {len(fc['members'])} models of the ensemble "
         f"each held out one block fold and trained only on origins "
         f"{', '.join(fc['members'][0]['train_origins'])}, whose label windows end by the test origin. "
-        "Calibration and the stacking on history + census were fitted on the validation fold of the latest training "
-        "origin. See `metrics.md` for every origin.",
+        "The image enters as a residual on the history + census log-odds (the baseline sets the forecast's level, "
+        "which follows the event history from one origin to the next); that stack and the calibration were fitted "
+        "on the validation fold of the latest training origin. See `metrics.md` for every origin.",
         f"**Shipped model:** {fc['selected']}: {fc['why']}.",
         "",
         "| scope | model | AUPR | AUROC | Brier | BSS vs persistence | ECE | count CRPS |",
@@ -152,6 +157,25 @@ def forecast_section(meta: BundleMeta) -> list[str]:
                       f"covers {_fmt(100 * u.get('count_coverage_80', float('nan')), 1)}% of cells."]
     lines += ["", "**Verdicts** (AUPR, same crops):", *(f"- {v}" for v in summary.get("verdicts", []))]
     return lines
+
+
+def _temporal_text(mode: str) -> str:
+    return {"none": "one (the image date)",
+            "stack": "two (the image date and the previous one, as extra bands)",
+            "tokens": "two (the image date and the previous one, as two token sets with time embeddings)"}.get(mode, mode)
+
+
+def _precision_text(acled: dict) -> str:
+    """What the join did with ACLED's geo-precision codes (its ``exclude_geo_precision`` and radii)."""
+    excluded = sorted(int(p) for p in acled.get("exclude_geo_precision", [3]))
+    radii = acled.get("geo_precision_radius_m", {}) or {}
+    kept = [p for p in (1, 2) if p not in excluded]
+    parts = [f"precision {', '.join(map(str, excluded))} events are left out of the labels"] if excluded else []
+    parts += [f"precision {p} events mark every cell within {radii.get(str(p), radii.get(p, 2000 if p == 2 else 0))} m"
+              for p in kept if p != 1]
+    if 1 in kept:
+        parts.append("precision 1 events mark the cell they fall in (plus their stated radius)")
+    return "; ".join(parts).capitalize() + "."
 
 
 def _example_origin(meta: BundleMeta) -> date | None:

@@ -269,9 +269,11 @@ def write_map_figure(pred_dir: str | Path, texts: MapTexts | None = None, *, adm
     texts = texts or map_texts(pred_dir)
     fig = map_figure(pred_dir, texts, admin)
     out = []
-    for ext, kw in (("png", {"dpi": PNG_DPI}), ("pdf", {})) if pdf else (("png", {"dpi": PNG_DPI}),):
+    # no creation date in the PDF: the same prediction gives byte-identical files
+    formats = (("png", {"dpi": PNG_DPI}, {}), ("pdf", {}, {"CreationDate": None}))
+    for ext, kw, meta in formats if pdf else formats[:1]:
         path = pred_dir / f"map.{ext}"
         with atomic_file(path) as tmp:
-            fig.savefig(tmp, format=ext, facecolor="white", metadata={"Title": texts.title}, **kw)
+            fig.savefig(tmp, format=ext, facecolor="white", metadata={"Title": texts.title, **meta}, **kw)
         out.append(path)
     return out

@@ -9,7 +9,6 @@ and the bundle's ``bundle.json`` (``targets.lead_days``/``horizon_days``).
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 
 from riotvit.errors import InputError
 from riotvit.io import resolve_recorded
+from riotvit.window import run_window
 
 DISCLAIMER = "Area-level risk for prevention and planning; not a prediction about individuals."
 ACLED_CREDIT = "Events: ACLED, acleddata.com"
@@ -63,15 +63,6 @@ def _bundle_json(pred_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
         return {}
 
 
-def window_label(start: str, end: str, event_types: Any = ()) -> str:
-    """``P(≥ 1 riot), 2022-06-15 → 2024-06-14``, worded as :class:`riotvit.window.ForecastWindow` does
-    (other event types: ``P(≥ 1 riot or protest), …``)."""
-    types = [t for t in (event_types or ()) if t]
-    noun = "riot" if not types or types == ["Riots"] else " or ".join(
-        t.lower().rstrip("s") if t.endswith("s") else t.lower() for t in types)
-    return f"P(≥ 1 {noun}), {start} → {end}"
-
-
 def read_window(pred_dir: Path, run: dict[str, Any] | None = None) -> dict[str, Any] | None:
     """The forecast window of a prediction: ``run.json["window"]``, else derived; None when unknown.
 
@@ -79,22 +70,8 @@ def read_window(pred_dir: Path, run: dict[str, Any] | None = None) -> dict[str, 
     ``horizon_days - 1`` days later (labels count events in ``[t + lead, t + lead + horizon)``).
     """
     run = read_run(pred_dir) if run is None else run
-    w = run.get("window")
-    if isinstance(w, dict) and w.get("start") and w.get("end"):
-        out = dict(w)
-        out.setdefault("label", window_label(w["start"], w["end"], w.get("event_types")))
-        return out
-    date = run.get("date")
-    targets = _bundle_json(pred_dir, run).get("targets") or {}
-    if not date or "lead_days" not in targets or "horizon_days" not in targets:
-        return None
-    as_of = dt.date.fromisoformat(str(date)[:10])
-    start = as_of + dt.timedelta(days=int(targets["lead_days"]))
-    end = start + dt.timedelta(days=int(targets["horizon_days"]) - 1)
-    types = tuple(targets.get("riot_event_types") or ("Riots",))
-    return {"as_of": as_of.isoformat(), "start": start.isoformat(), "end": end.isoformat(),
-            "lead_days": int(targets["lead_days"]), "horizon_days": int(targets["horizon_days"]),
-            "event_types": list(types), "label": window_label(start.isoformat(), end.isoformat(), types)}
+    w = run_window(run, _bundle_json(pred_dir, run))
+    return None if w is None else w.to_dict()
 
 
 def data_line(run: dict[str, Any]) -> str:

@@ -132,3 +132,30 @@ def write_prediction_project(work: Path, final: Path, sources: Sequence[Any], no
     path = work / "riotvit.qgs"
     write_qgis_project(path, layers, crs, extent, title)
     return path
+
+
+def admin_summary_layer(work: Path, admin: Path, admin_id: str | None, population: Path | None,
+                        window: ForecastWindow) -> LayerSpec:
+    """Summarise the cells by admin unit (``admin.gpkg``, ``admin.csv``) and return its project layer.
+
+    Needs ``cells.gpkg`` and ``run.json`` in ``work``.
+    """
+    from riotvit.labels import label
+    from riotvit.publish.admin import admin_layer, write_admin_summary
+
+    write_admin_summary(work, admin, admin_id, population, label=label)
+    return admin_layer(work, window.label)
+
+
+def write_handout(work: Path, admin: Path | None = None) -> list[Path]:
+    """The things that can be handed on: the print layout in ``riotvit.qgs`` and ``map.png``/``map.pdf``
+    (the same page without QGIS), then the STAC catalog of every output. Needs ``run.json`` in ``work``."""
+    from riotvit.publish.layout import add_print_layout
+    from riotvit.publish.mapfig import write_map_figure
+    from riotvit.publish.maptexts import map_texts
+    from riotvit.stac.write import write_prediction_stac
+
+    texts = map_texts(work)
+    add_print_layout(work / "riotvit.qgs", texts)
+    out = write_map_figure(work, texts, admin=admin)
+    return [*out, write_prediction_stac(work)]

@@ -19,6 +19,7 @@ import numpy as np
 
 from riotvit.io import atomic_file
 from riotvit.stac.errors import StacError
+from riotvit.window import run_window
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
 ASSETS: tuple[tuple[str, str, tuple[str, ...], str, str], ...] = (
@@ -61,24 +62,16 @@ def prediction_window(pred_dir: Path) -> dict[str, Any]:
         run = json.loads(run_path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         raise StacError(f"{run_path}: missing or unreadable; is {pred_dir} a prediction folder (riotvit predict)?") from None
-    if isinstance(run.get("window"), dict):
-        return run["window"]
-    as_of = dt.date.fromisoformat(str(run.get("date", ""))[:10]) if run.get("date") else None
     bundle = pred_dir / str((run.get("model") or {}).get("path", "")) / "bundle.json"
     try:
         meta = json.loads(bundle.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         meta = None
-    if as_of is None or meta is None:
+    w = run_window(run, meta)
+    if w is None:
         raise StacError(f"{run_path}: no 'window', and the date or the model's bundle.json ({bundle}) is missing; "
                         "pass window= or rerun riotvit predict")
-    fc, tg = meta.get("forecast") or {}, meta.get("targets") or {}
-    lead = int(fc.get("lead_days", tg.get("lead_days", 0)))
-    horizon = int(fc.get("horizon_days", tg.get("horizon_days", 1)))
-    start = as_of + dt.timedelta(days=lead)
-    return {"as_of": as_of.isoformat(), "start": start.isoformat(),
-            "end": (start + dt.timedelta(days=horizon - 1)).isoformat(), "lead_days": lead,
-            "horizon_days": horizon, "event_types": list(tg.get("riot_event_types") or ["Riots"])}
+    return w.to_dict()
 
 
 def _window_dict(window: Any) -> dict[str, Any]:
@@ -253,7 +246,8 @@ def write_prediction_stac(pred_dir: str | Path, *, window: Any = None, item_id: 
                          title="riotvit prediction", catalog_type=pystac.CatalogType.SELF_CONTAINED)
     cat.add_item(item)
     # lay out in memory with absolute hrefs, then write each file atomically with relative links
-    cat.normalize_hrefs(str(pred_dir.resolve()))
+    # a trailing slash: pystac would take a folder named like a file ("pred.partial") for a file
+    cat.normalize_hrefs(str(pred_dir.resolve()) + "/")
     cat.make_all_asset_hrefs_relative()
     catalog = pred_dir / "catalog.json"
     stale = _previous_items(catalog)

@@ -234,7 +234,8 @@ def finish_bundle(work: Path, meta: BundleMeta, table, history: pd.DataFrame) ->
     """Training curves, the signed ``bundle.json`` and the model card; drop checkpoints and fold work folders."""
     history.to_csv(work / "history.csv", index=False)
     if len(history):
-        training_curves(history, work / "history.png")
+        tr = meta.training  # the kept epoch and the throughput the model card states
+        training_curves(history, work / "history.png", best_epoch=tr.best_epoch, images_per_s=tr.images_per_s)
     meta = meta.model_copy(update={"signature": meta.compute_signature()})
     meta.write(work / META)
     write_model_card(work, meta, table)

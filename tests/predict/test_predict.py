@@ -59,8 +59,23 @@ def whole(trained):
 def test_prediction_folder_holds_valid_styled_layers(whole, trained):
     root, world, model = trained
     p = whole.path
-    assert sorted(f.name for f in p.iterdir()) == ["cells.geojson", "cells.gpkg", "cells.qml", "riotvit.qgs", "risk.qml",
+    assert sorted(f.name for f in p.iterdir()) == ["catalog.json", "cells.geojson", "cells.gpkg", "cells.qml", "map.pdf",
+                                                  "map.png", "riot-risk-2022-06-15", "riotvit.qgs", "risk.qml",
                                                   "risk.tif", "run.json"]
+    # what can be handed on: the page as a picture, the print layout, the STAC catalog of every output
+    from PIL import Image
+
+    from riotvit.stac.validate import validate_stac
+
+    with Image.open(p / "map.png") as im:
+        assert im.size == (1753, 1240) and len(set(im.convert("RGB").getdata())) > 50
+    assert (p / "map.pdf").read_bytes().startswith(b"%PDF")
+    assert "<Layout " in (p / "riotvit.qgs").read_text() and "ACLED" in (p / "riotvit.qgs").read_text()
+    assert len(validate_stac(p / "catalog.json")) == 2
+    item = json.loads((p / "riot-risk-2022-06-15" / "riot-risk-2022-06-15.json").read_text())
+    assert item["properties"]["start_datetime"].startswith("2022-06-15")
+    assert {"risk.tif", "cells.gpkg", "map.png"} <= {a["href"].split("/")[-1] for a in item["assets"].values()}
+    assert {"map.png", "catalog.json"} <= set(json.loads((p / "run.json").read_text())["outputs"])
     assert validate_cog(p / "risk.tif") == []
     with rasterio.open(p / "risk.tif") as r:
         assert r.count == 3 and [d.split(":")[0] for d in r.descriptions] == ["riot_probability", "expected_events",
@@ -107,9 +122,10 @@ def test_predictions_equal_the_tile_sets_crops(whole, trained):
 def test_same_region_twice_gives_identical_files(trained, tmp_path):
     root, world, model = trained
     first = predict(model, _region(world), tmp_path / "p", PredictConfig(tta=2), imagery=_imagery(world))
-    before = {f.name: f.read_bytes() for f in first.path.iterdir()}
+    before = {f.relative_to(first.path).as_posix(): f.read_bytes() for f in first.path.rglob("*") if f.is_file()}
     again = predict(model, _region(world), tmp_path / "p", PredictConfig(tta=2), imagery=_imagery(world), overwrite=True)
-    after = {f.name: f.read_bytes() for f in again.path.iterdir()}
+    after = {f.relative_to(again.path).as_posix(): f.read_bytes() for f in again.path.rglob("*") if f.is_file()}
+    assert {"map.png", "map.pdf", "catalog.json"} <= before.keys()
     assert before.keys() == after.keys()
     for name in before:
         assert before[name] == after[name], name

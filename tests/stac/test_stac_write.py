@@ -172,3 +172,13 @@ def test_rewriting_replaces_the_previous_item_and_keeps_what_riotvit_did_not_wri
     item = next(pystac.read_file(str(tmp_path / "pred" / "catalog.json")).get_items(recursive=True))
     assert item.id == "second" and item.assets["drivers"].media_type == pystac.MediaType.COG
     assert item.assets["drivers"].ext.raster.bands[0].statistics is not None
+
+
+def test_a_folder_named_like_a_file_keeps_the_catalog_inside(tmp_path):
+    """predict writes into NAME.partial: the catalog must land in it, never next to it."""
+    _prediction(tmp_path / "pred.partial")
+    cat = write_prediction_stac(tmp_path / "pred.partial")
+    assert cat == tmp_path / "pred.partial" / "catalog.json" and cat.is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pred.partial"]
+    (tmp_path / "pred.partial").rename(tmp_path / "pred")
+    assert len(validate_stac(tmp_path / "pred" / "catalog.json")) == 2
