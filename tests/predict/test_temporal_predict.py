@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import rasterio
 from pipeline_fixtures import make_world, tiny_config
+from qgis_support import QGIS_PYTHON, _qgis_env, requires_qgis
 from typer.testing import CliRunner
 
 from riotvit.cli import app
@@ -92,3 +93,39 @@ def test_cli_admin_summary_by_ward(temporal):
         "--quiet"])
     assert bad.exit_code != 0 and "no_such_column" in bad.output and "Traceback" not in bad.output
     assert not (root / "bad").exists() and not (root / "bad.partial").exists()
+
+
+@pytest.mark.qgis
+@requires_qgis
+def test_the_real_prediction_layout_exports_in_qgis_with_its_admin_layer(temporal, tmp_path):
+    """The project predict writes (not a hand-made one): its layout exports to PNG in headless QGIS,
+    the legend's title is the window and it lists the admin summary."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    from PIL import Image
+
+    from riotvit.publish.layout import LAYOUT_NAME
+
+    root, world, model = temporal
+    out = root / "admin"
+    if not out.exists():
+        pytest.skip("needs test_cli_admin_summary_by_ward's prediction")
+    check = Path(__file__).parents[1] / "publish" / "_qgis_layout_check.py"
+    png, report = tmp_path / "layout.png", tmp_path / "layout.json"
+    with tempfile.TemporaryDirectory(prefix="riotvit-qgis-") as home:
+        done = subprocess.run([QGIS_PYTHON, str(check), str(out / "riotvit.qgs"), LAYOUT_NAME, str(png), str(report)],
+                              env=_qgis_env(Path(home)), capture_output=True, text=True, timeout=300)
+    assert report.exists(), done.stderr[-3000:]
+    rep = json.loads(report.read_text())
+    assert rep["read_ok"] and rep["found"] and rep["export_ok"], rep
+    window = json.loads((out / "run.json").read_text())["window"]
+    legend = {it["id"]: it for it in rep["items"] if it["id"]}["legend"]
+    assert legend["title"] == window["label"] and all(legend["layer_valid"])
+    assert any(name.startswith("admin units") for name in legend["layers"])
+    with Image.open(png) as im:
+        assert len(set(im.convert("RGB").getdata())) > 50
+    import shutil
+
+    shutil.copy(png, root / "layout_qgis.png")  # for a person to look at (the module's temporary folder)
