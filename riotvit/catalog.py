@@ -17,7 +17,8 @@ from typing import Literal, get_args
 from pydantic import Field, ValidationError, model_validator
 
 from riotvit.config import StrictModel, format_validation_error, project_file, read_yaml
-from riotvit.errors import CatalogError, InputError, RasterError, clip, suggest
+from riotvit.errors import CatalogError, ConfigError, InputError, RasterError, clip, suggest
+from riotvit.sensors import resolve_bands
 from riotvit.tile.plan import SourceSpec
 
 Kind = Literal["raster", "acled", "census", "region"]
@@ -66,8 +67,6 @@ class CatalogEntry(StrictModel):
         if self.bbox is not None and len(self.bbox) != 4:
             raise ValueError("bbox needs 4 numbers: minx, miny, maxx, maxy")
         if self.bands:
-            from riotvit.errors import ConfigError
-            from riotvit.sensors import resolve_bands
 
             try:
                 resolve_bands(self.bands, self.sensor, where="bands")

@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from riotvit.explain.stage import ExplainConfig, Explainer
+from riotvit.predict.predictor import predict
+
 
 def explain(model: str | Path, region: Any, out: str | Path, config: Any = None, *, predict_config: Any = None,
             **predict_options: Any):
@@ -22,8 +25,6 @@ def explain(model: str | Path, region: Any, out: str | Path, config: Any = None,
         ``(PredictResult, summary)``: the prediction and the explanation's summary (completeness,
         seed agreement, reliable share), as ``run.json`` records it.
     """
-    from riotvit.explain.stage import ExplainConfig, Explainer
-    from riotvit.predict.predictor import predict
 
     explainer = Explainer(model, config or ExplainConfig())
     result = predict(model, region, out, predict_config, explain=explainer, **predict_options)

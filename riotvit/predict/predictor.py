@@ -31,12 +31,13 @@ from riotvit.predict.meta import PredictionMeta
 from riotvit.predict.plan import PredictConfig, PredictPlan, plan_prediction
 from riotvit.predict.region import Region
 from riotvit.predict.runner import ModelRunner
+from riotvit.predict.temporal import previous_sources, with_previous
 from riotvit.progress import Reporter
 from riotvit.publish.layers import CellLayer, CropsWriter, cell_rows, write_cells
 from riotvit.publish.mosaic import RISK_BANDS, RISK_UNITS, RiskRaster
 from riotvit.publish.prediction import admin_summary_layer, write_handout, write_prediction_project
 from riotvit.stage import start_stage
-from riotvit.tile.bands import block_bands, companion_band, cut_at, cut_row
+from riotvit.tile.bands import block_bands, companion_band, cut_row
 from riotvit.tile.plan import SourceSpec
 from riotvit.tile.prefetch import Prefetch
 from riotvit.tile.reader import GridReader
@@ -219,33 +220,6 @@ def predict(
                          window.to_dict(), cells.n_cells)
 
 
-def previous_sources(plan: PredictPlan, bundle: Bundle, previous_imagery: list[SourceSpec] | None,
-                     bands: list[str] | None) -> list:
-    """The previous date's mosaic for a model trained with ``model.temporal``: ``previous_imagery``,
-    else the imagery's next older date; none for a one-date model.
-
-    Raises:
-        InputError: a temporal model without a previous image, or previous imagery for a one-date model.
-    """
-    from riotvit.predict.plan import reorder_bands
-    from riotvit.tile.source import open_source
-
-    temporal = bundle.meta.config.get("model", {}).get("temporal", "none")
-    if temporal == "none":
-        if previous_imagery:
-            raise InputError(f"{bundle.path}: this model sees one image date (model.temporal: none); drop --previous-imagery")
-        return []
-    if previous_imagery:
-        srcs = [open_source(s.path, source_id=s.id, bands=bands or s.bands, date=s.date, checksum=False)
-                for s in previous_imagery]
-        return [reorder_bands(s, list(bundle.meta.bands)) for s in srcs]
-    if plan.previous:
-        return plan.previous
-    raise InputError(f"{bundle.path}: the model compares each crop with the previous image date (model.temporal: "
-                     f"{temporal}); pass --previous-imagery FILE (the same area before {plan.date}), or that date's "
-                     "file with --imagery too")
-
-
 def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> list[SourceSpec]:
     """Catalog rasters whose footprint meets the region and whose bands are the model's."""
     import shapely
@@ -296,18 +270,6 @@ def raster_tags(plan: PredictPlan, bundle: Bundle, window: ForecastWindow, weigh
             "model_sha256": weights_sha, "model_signature": bundle.meta.signature or "",
             "date": plan.date.isoformat(), "region": region_label(plan), "bands": ",".join(RISK_BANDS),
             "units": ",".join(RISK_UNITS), **window.tags()}
-
-
-def with_previous(cr, prev_band, i: int, grid, min_valid: float) -> tuple[np.ndarray, np.ndarray]:
-    """A crop row's chips with the previous date's pixels as bands ``C..2C-1`` and masks (k, 2, H, W).
-
-    Where the previous image has less than ``min_valid`` of a crop, the crop is paired with itself
-    (no change visible), as training pairs a tile set's first date.
-    """
-    pc, pm = cut_at(prev_band, i, cr.xs, grid)
-    own = pm.reshape(pm.shape[0], -1).mean(1) < min_valid
-    pc[own], pm[own] = cr.chips[own], cr.masks[own]
-    return np.concatenate([cr.chips, pc], axis=1), np.stack([cr.masks, pm], axis=1)
 
 
 def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConfig, work: Path, rep: Reporter,

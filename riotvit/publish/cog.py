@@ -3,6 +3,8 @@
 Every writer builds its result under a temporary name and renames it into place when complete,
 so an interrupted run never leaves a file that looks finished. The output profile lives in
 ``COG_PROFILE`` and nowhere else.
+
+Size: the one-shot writer, the streaming writer (block accumulation, abort, atomic rename) and the validator share the COG creation options and checks.
 """
 
 from __future__ import annotations

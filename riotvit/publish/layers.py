@@ -32,6 +32,7 @@ import rasterio
 import shapely
 from pyproj import Transformer
 
+from riotvit.explain.drivers import NO_CLEAR_DRIVER
 from riotvit.grid import CropGrid
 from riotvit.io import to_jsonable
 from riotvit.publish.identify import summary_text
@@ -142,7 +143,6 @@ def stride_cells(crops: pd.DataFrame, grid: CropGrid) -> pd.DataFrame:
 
 def rank_drivers(cells: pd.DataFrame, players: list[str], top_k: int = 3) -> pd.DataFrame:
     """``driver_k``/``driver_k_effect``/``driver_k_shap`` ranked by |SHAP| (values unknown: NaN)."""
-    from riotvit.explain.drivers import NO_CLEAR_DRIVER
 
     v = cells[[f"shap_{p}" for p in players]].to_numpy(dtype=np.float64)
     order = np.argsort(-np.abs(np.nan_to_num(v)), axis=1, kind="stable")[:, :top_k]

@@ -15,8 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from riotvit.labels import label
+from riotvit.publish.admin import admin_layer, write_admin_summary
 from riotvit.publish.identify import DISPLAY_EXPRESSION, MAP_TIP, field_aliases
 from riotvit.publish.layers import CellLayer
+from riotvit.publish.layout import add_print_layout
+from riotvit.publish.mapfig import write_map_figure
+from riotvit.publish.maptexts import map_texts
 from riotvit.publish.qgis_project import LayerSpec, write_qgis_project
 from riotvit.publish.styles import (
     embed_gpkg_style,
@@ -26,6 +31,7 @@ from riotvit.publish.styles import (
     risk_vector_qml,
     write_style,
 )
+from riotvit.stac.write import write_prediction_stac
 from riotvit.train.meta import NormMeta
 from riotvit.window import ForecastWindow
 
@@ -140,8 +146,6 @@ def admin_summary_layer(work: Path, admin: Path, admin_id: str | None, populatio
 
     Needs ``cells.gpkg`` and ``run.json`` in ``work``.
     """
-    from riotvit.labels import label
-    from riotvit.publish.admin import admin_layer, write_admin_summary
 
     write_admin_summary(work, admin, admin_id, population, label=label)
     return admin_layer(work, window.label)
@@ -150,10 +154,6 @@ def admin_summary_layer(work: Path, admin: Path, admin_id: str | None, populatio
 def write_handout(work: Path, admin: Path | None = None) -> list[Path]:
     """The things that can be handed on: the print layout in ``riotvit.qgs`` and ``map.png``/``map.pdf``
     (the same page without QGIS), then the STAC catalog of every output. Needs ``run.json`` in ``work``."""
-    from riotvit.publish.layout import add_print_layout
-    from riotvit.publish.mapfig import write_map_figure
-    from riotvit.publish.maptexts import map_texts
-    from riotvit.stac.write import write_prediction_stac
 
     texts = map_texts(work)
     add_print_layout(work / "riotvit.qgs", texts)

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from riotvit.errors import clip
+from riotvit.sensors import canonical_band
 from riotvit.stac.errors import StacError
 from riotvit.stac.vrt import AssetRaster, MaskRule, vrt_xml, write_vrt
+from riotvit.tile.plan import SourceSpec
 
 STAC_TYPES = ("Feature", "FeatureCollection", "Catalog", "Collection")
 SCL_INVALID = (0, 1, 3, 8, 9, 10)
@@ -56,7 +58,6 @@ def band_matches(wanted: str, band: AssetBand) -> bool:
     ``B04``) and through the sensor band table (:func:`riotvit.sensors.canonical_band`: ``nir`` =
     ``B08`` of Sentinel-2).
     """
-    from riotvit.sensors import canonical_band
 
     names = [n for n in (band.name, band.common_name, band.key) if n]
     w = _norm(wanted)
@@ -344,7 +345,6 @@ def resolve_stac_inputs(
     Raises:
         StacError: not STAC, unreadable assets, missing bands or dates.
     """
-    from riotvit.tile.plan import SourceSpec
 
     workdir = Path(workdir)
     workdir.mkdir(parents=True, exist_ok=True)

@@ -19,6 +19,7 @@ import numpy as np
 
 from riotvit.io import atomic_file
 from riotvit.stac.errors import StacError
+from riotvit.stac.validate import validate_stac
 from riotvit.window import run_window
 
 COG = "image/tiff; application=geotiff; profile=cloud-optimized"
@@ -263,7 +264,6 @@ def write_prediction_stac(pred_dir: str | Path, *, window: Any = None, item_id: 
         if old.parent != pred_dir.resolve() and not any(old.parent.iterdir()):
             old.parent.rmdir()
     if validate:
-        from riotvit.stac.validate import validate_stac
 
         validate_stac(catalog)
     return catalog

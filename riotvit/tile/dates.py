@@ -20,6 +20,7 @@ from fnmatch import fnmatchcase
 from pathlib import Path
 
 from riotvit.errors import RasterError
+from riotvit.tile.source import parse_date
 
 SIDECAR = "dates.csv"
 """The dates file looked for next to a raster when none is given."""
@@ -31,7 +32,6 @@ def read_dates(path: str | Path) -> list[tuple[str, dt.date]]:
     Raises:
         RasterError: a missing or unreadable file, missing columns, or a row whose date is not YYYY-MM-DD.
     """
-    from riotvit.tile.source import parse_date
 
     p = Path(path)
     if not p.is_file():

@@ -58,6 +58,10 @@ class TileSourceMeta(MetaModel):
                                    "scale_factor/add_offset tags) or `option` (stated: --scale/--offset, a catalog or STAC source).")
     n_crops: int = Field(description="Crops kept from this source.")
 
+    @model_serializer(mode="wrap")
+    def _omit_absent_scaling(self, handler):  # documents written before scaling was recorded round-trip unchanged
+        return {k: v for k, v in handler(self).items() if v is not None or k not in ("scale", "offset", "scale_from")}
+
 
 class TileSetMeta(ArtifactMeta):
     """``tileset.json``: the grid, bands, statistics and provenance of a tile set."""
@@ -66,6 +70,7 @@ class TileSetMeta(ArtifactMeta):
     FORMAT_VERSION: ClassVar[int] = TILESET_FORMAT_VERSION
     ERROR: ClassVar[type] = TileSetError
     MAKER: ClassVar[str] = "riotvit tile"
+    OMIT_IF_NONE: ClassVar[frozenset[str]] = frozenset({"band_info"})
 
     signature: str = Field(description="Hash of everything that determines the contents; an unchanged rerun is a no-op.")
     grid: dict[str, Any] = Field(description="The crop grid (epsg, crop_m, stride_m, crop_px, gsd_m, stride_px, overlap).")

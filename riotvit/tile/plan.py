@@ -19,6 +19,8 @@ from rasterio.warp import transform_bounds
 from riotvit.config import StrictModel
 from riotvit.errors import ConfigError, GridError, RasterError
 from riotvit.grid import CropGrid, utm_epsg
+from riotvit.sensors import check_sensor
+from riotvit.tile.dates import sidecar_dates
 from riotvit.tile.source import RasterSource, open_source
 
 Resampling = Literal["nearest", "bilinear", "cubic", "cubic_spline", "lanczos", "average", "mode"]
@@ -174,8 +176,6 @@ def plan_tiles(specs: list[SourceSpec], cfg: TileConfig) -> TilePlan:
     """
     if not specs:
         raise ConfigError("no raster given; pass one or more GeoTIFF paths or catalog ids")
-    from riotvit.sensors import check_sensor
-    from riotvit.tile.dates import sidecar_dates
 
     sensor = check_sensor(cfg.sensor)
     side = sidecar_dates([s.path for s in specs], cfg.dates)

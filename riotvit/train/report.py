@@ -10,6 +10,8 @@ Means and standard deviations (``ddof=1``) are over the spatial folds only, skip
 where a value is undefined. The AUPR lift over a baseline is ``model AUPR / baseline AUPR`` per
 split; its summary is the mean of the per-fold ratios (also given: the ratio of the mean AUPRs
 and the mean difference).
+
+Size: the table's JSON, Markdown and rich renderings, lifts and the thin-data rule read the same per-split results; one class keeps them consistent.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from riotvit.io import atomic_file, write_json
+from riotvit.thin import assess_thin_data
 from riotvit.train.baselines import BASELINE_NAMES
 from riotvit.train.metrics import pool_reliability
 from riotvit.train.plots import reliability_diagram
@@ -274,7 +277,6 @@ class MetricsTable:
 
     def thin_data(self):
         """Whether the held-out labels are too few for a meaningful AUPR (:mod:`riotvit.thin`)."""
-        from riotvit.thin import assess_thin_data
 
         splits = self.spatial_splits or self.splits
         n = np.nansum([self.value(s, self.primary, "riot", "n") for s in splits])

@@ -80,8 +80,10 @@ def test_cli_commands_exist():
     for text in DOCS.values():
         # as code: `riotvit X ...` in backticks, or a command line in a fenced block
         mentioned |= set(re.findall(r"`riotvit ([a-z]+)\b", text))
-        for block in re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, flags=re.S):
-            mentioned |= set(re.findall(r"^\s*(?:\$ )?(?:\.venv/bin/)?riotvit ([a-z]+)\b", block, flags=re.M))
+        # fences paired in order (an opening fence of another language must not pair with the next block)
+        for lang, block in re.findall(r"^```(\w*)\n(.*?)^```", text, flags=re.S | re.M):
+            if lang in ("", "bash", "sh", "console"):
+                mentioned |= set(re.findall(r"^\s*(?:\$ )?(?:\.venv/bin/)?riotvit ([a-z]+)\b", block, flags=re.M))
     unknown = sorted(m for m in mentioned if m not in known)
     assert not unknown, f"docs mention commands that do not exist: {unknown} (known: {sorted(known)})"
     assert "demo" in known

@@ -1,4 +1,7 @@
-"""The timm backbone: build it offline, freeze its first blocks, load local pretrained weights."""
+"""The timm backbone: build it offline, freeze its first blocks, load local pretrained weights.
+
+Size: building the timm backbone offline, freezing, reading state dicts and mapping pretrained patch kernels to bands by sensor band name belong together (the band map needs the state dict reader and the model).
+"""
 
 from __future__ import annotations
 

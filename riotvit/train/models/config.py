@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from riotvit.config import StrictModel
+from riotvit.errors import ConfigError
+from riotvit.sensors import check_sensor
 
 HEAD_NAMES = ("riot", "event_count", "fatalities", "crowd_size", "type_counts")
 """Every head the model knows, in output order."""
@@ -166,8 +168,6 @@ class ModelConfig(StrictModel):
     @field_validator("pretrained_sensor")
     @classmethod
     def _known_sensor(cls, v: str | None) -> str | None:
-        from riotvit.errors import ConfigError
-        from riotvit.sensors import check_sensor
 
         try:
             return check_sensor(v)
