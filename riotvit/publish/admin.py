@@ -217,7 +217,7 @@ def _drivers(pieces: pd.DataFrame, unit: pd.Series, label: Callable[[str], str])
 
 def summarise_admin(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, id_col: str, *,
                     population: Path | str | None = None, label: Callable[[str], str] = lambda name: name,
-                    alpha: float | None = None) -> gpd.GeoDataFrame:
+                    alpha: float | None = None, cell_share: float = 1.0) -> gpd.GeoDataFrame:
     """Summarise a prediction's cells per admin unit (see the module docstring for each column).
 
     Args:
@@ -228,6 +228,9 @@ def summarise_admin(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, id_col: st
         population: a population raster (people per pixel) or a cells column of people per cell.
         label: a feature name -> human label (for ``top_drivers``).
         alpha: the count dispersion of the bundle (NB2); None or 0 for Poisson.
+        cell_share: the share of a crop's expected riots that falls in one cell: ``(stride / crop)²``.
+            With overlapping crops a cell is a quarter (overlap 0.5) of the crop whose count it
+            carries; summing whole crop counts would count each riot about four times.
 
     Returns:
         One row per unit that the prediction covers: the unit's attributes, then the summary
@@ -262,7 +265,7 @@ def summarise_admin(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, id_col: st
     out["mean_probability"] = (pd.Series(p * pieces["_a"]).groupby(u).sum() / area).round(4)
     out["max_probability"] = g[PROB].max().round(4)
     if MEAN in pieces.columns:
-        wm = pieces["_w"] * pieces[MEAN].astype(np.float64)
+        wm = pieces["_w"] * pieces[MEAN].astype(np.float64) * float(cell_share)
         m = wm.groupby(u).sum()
         a = float(alpha or 0.0)
         v = (wm + a * wm**2).groupby(u).sum()
@@ -360,8 +363,10 @@ def write_admin_summary(pred_dir: str | Path, admin_path: str | Path, id_col: st
     layers = [n for n, _ in pyogrio.list_layers(cells_path)]
     cells = gpd.read_file(cells_path, layer="cells" if "cells" in layers else layers[0])
     admin, id_col = read_admin(admin_path, id_col)
+    grid = read_run(pred_dir).get("grid") or {}
+    share = (float(grid["stride_m"]) / float(grid["crop_m"])) ** 2 if grid.get("stride_m") and grid.get("crop_m") else 1.0
     summary = summarise_admin(cells, admin, id_col, population=population, label=label,
-                              alpha=_bundle_alpha(pred_dir) if alpha is None else alpha)
+                              alpha=_bundle_alpha(pred_dir) if alpha is None else alpha, cell_share=share)
     window = read_window(pred_dir)
     if window:
         summary.insert(summary.columns.get_loc("cells"), "window", window["label"])

@@ -66,6 +66,14 @@ def test_expected_riots_are_area_weighted_sums_of_the_cells(summary):
     assert summary.loc["A", "cells"] == 4 and summary.loc["B", "cells"] == 6 and summary.loc["C", "cells"] == 1
 
 
+def test_overlapping_crops_count_each_riot_once():
+    """At overlap 0.5 a 336 m cell carries its 672 m crop's count: a quarter of it is the cell's."""
+    quarter = summarise_admin(_grid(), _units(), "pcode", cell_share=0.25).set_index("pcode")
+    whole = summarise_admin(_grid(), _units(), "pcode").set_index("pcode")
+    np.testing.assert_allclose(quarter["expected_riots"], 0.25 * whole["expected_riots"], atol=1e-4)
+    assert (quarter["mean_probability"] == whole["mean_probability"]).all()
+
+
 def test_coverage_mean_max_population_and_drivers(summary):
     assert summary["coverage"].to_dict() == pytest.approx({"A": 1.0, "B": 1.0, "C": 0.25}, abs=1e-4)
     # B: area-weighted mean of p over 5 cell areas; max over its 6 cells
