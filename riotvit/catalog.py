@@ -42,7 +42,7 @@ class CatalogEntry(StrictModel):
     crs: str | None = Field(None, description="CRS of the file, e.g. EPSG:32737 (checked by validate).")
     bands: list[str] | None = Field(None, description="Raster band names or Sentinel-2/Landsat band ids, one per data band.")
     sensor: str | None = Field(None, description="Raster: sensor of band ids in bands (sentinel2, landsat8, landsat7).")
-    scale: float | None = Field(None, description="Raster: reflectance = raw * scale + offset, when the file has no GDAL scale.")
+    scale: float | None = Field(None, gt=0, description="Raster: reflectance = raw * scale + offset, when the file has no GDAL scale.")
     offset: float | None = Field(None, description="Raster: reflectance offset added after scale.")
     nodata: float | None = Field(None, description="Raster nodata value, if the file does not declare it.")
     acquisition_date: dt.date | None = Field(None, description="Raster acquisition date (YYYY-MM-DD).")

@@ -111,7 +111,8 @@ def refuse_existing(final: Path, overwrite: bool, what: str = "output") -> None:
 def publish(tmp: Path, final: Path) -> None:
     """Move ``tmp`` onto ``final``, replacing any previous file or folder."""
     if final.is_dir() and not final.is_symlink():
-        trash = final.with_name(final.name + ".old")
+        # a hidden name of riotvit's own (never a user's "NAME.old" folder), gone once the new one is in place
+        trash = final.with_name(f".{final.name}.riotvit-old-{os.getpid()}")
         if trash.exists():
             shutil.rmtree(trash)
         final.rename(trash)
@@ -189,13 +190,29 @@ def atomic_dir(final: str | Path, overwrite: bool = False, resume: bool = False)
     final = Path(final)
     refuse_existing(final, overwrite)
     tmp = partial_path(final)
+    if tmp.exists() and not made_by_riotvit(tmp):
+        raise OutputExistsError(f"{tmp}: a folder riotvit did not make is in the way of its working folder; "
+                                "move or rename it, or choose another --out")
     if tmp.exists() and not resume:
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / PARTIAL_MARKER).touch()
     try:
         yield tmp
     except BaseException:
-        if not resume or not any(p.is_file() for p in tmp.rglob("*")):
+        if not resume or not any(p.is_file() and p.name != PARTIAL_MARKER for p in tmp.rglob("*")):
             shutil.rmtree(tmp, ignore_errors=True)  # nothing to resume from: leave no empty folder behind
         raise
+    (tmp / PARTIAL_MARKER).unlink(missing_ok=True)
     publish(tmp, final)
+
+
+PARTIAL_MARKER = ".riotvit-partial"
+"""The file that marks a ``NAME.partial`` folder as riotvit's working folder (removed on publishing)."""
+
+
+def made_by_riotvit(tmp: Path) -> bool:
+    """A ``.partial`` folder riotvit may clear or resume: it holds the marker, or a resumable run's
+    ``state.json`` (runs from before the marker), or nothing at all."""
+    return tmp.is_dir() and ((tmp / PARTIAL_MARKER).exists() or (tmp / "state.json").exists()
+                             or not any(tmp.iterdir()))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -176,6 +176,8 @@ def score_prediction(
     bundle = _bundle_meta(pred, run, required=not run.get("window"))
     window = prediction_window(pred, run, bundle)
     cfg = _join_config(bundle, event_types, window)
+    if event_types:  # the types scored are the window's: score.json and its label say what was counted
+        window = replace(window, event_types=tuple(event_types))
     spec = cfg.label_spec()
     cells = _read_cells(pred)
     grid = CropGrid.from_dict(run["grid"])
@@ -185,6 +187,7 @@ def score_prediction(
     emin, emax = events["event_date"].min().date(), events["event_date"].max().date()
     _check_coverage(acled, window, emin, emax)
     events = project_events(events, grid.epsg)
+    _check_area(acled, events, cells, grid)
     crops = pd.DataFrame({"col": cells["col"].to_numpy(), "row": cells["row"].to_numpy(),
                           "date": pd.Timestamp(window.as_of)})
     y = build_targets(crops, events, grid, spec)["riot"].to_numpy()
@@ -206,6 +209,19 @@ def score_prediction(
         with atomic_file(pred / SCORE_FILE) as tmp:
             write_json(tmp, report.to_dict())
     return report
+
+
+def _check_area(acled: Path, events: pd.DataFrame, cells: pd.DataFrame, grid: CropGrid) -> None:
+    """Refuse an export with no event within 10 km of the prediction: it is another area's, and its
+    all-negative score would mean nothing."""
+    x0 = cells["col"].min() * grid.stride_m - 10_000
+    x1 = (cells["col"].max() * grid.stride_m + grid.crop_m) + 10_000
+    y0 = cells["row"].min() * grid.stride_m - 10_000
+    y1 = (cells["row"].max() * grid.stride_m + grid.crop_m) + 10_000
+    x, y = events["x"].to_numpy(), events["y"].to_numpy()
+    if not ((x >= x0) & (x <= x1) & (y >= y0) & (y <= y1)).any():
+        raise EventsError(f"{acled}: no event within 10 km of the prediction's cells; is it the export of another "
+                          "area? pass the export that covers the mapped region")
 
 
 def _event_locations(crops: pd.DataFrame, events: pd.DataFrame, grid: CropGrid, spec: LabelSpec,

@@ -173,3 +173,19 @@ def test_cli_prints_the_table_and_the_error_in_one_line(tmp_path):
     assert "persistence" in res.output and "AUPR" in res.output and "2024-12-30" in res.output
     bad = CliRunner().invoke(app, ["score", str(tmp_path), "--acled", str(tmp_path / "later.csv")])
     assert bad.exit_code == 2 and "not a prediction folder" in bad.output and "Traceback" not in bad.output
+
+
+def test_export_of_another_area_is_refused_and_event_types_are_recorded(tmp_path):
+    cells = _cells()
+    events = _events(cells, 160, seed=1)
+    acled = tmp_path / "later.csv"
+    events.to_csv(acled, index=False)
+    pred = _prediction(tmp_path, cells)
+    far = tmp_path / "far.csv"
+    events.assign(latitude=events["latitude"].astype(float) + 5.0).to_csv(far, index=False)
+    with pytest.raises(EventsError, match="no event within 10 km"):
+        score_prediction(pred, far)
+    rep = score_prediction(pred, acled, event_types=["Protests"], write=True)
+    saved = json.loads((pred / "score.json").read_text())
+    assert saved["window"]["event_types"] == ["Protests"] and "protest" in saved["window"]["label"]
+    assert rep.window.event_types == ("Protests",)

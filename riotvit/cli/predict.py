@@ -31,7 +31,7 @@ Examples:
 
   riotvit predict --model runs/model --region area.geojson --out runs/area --explain
 
-  riotvit predict --model runs/nbo --region Nairobi --imagery scene.tif --out runs/nbo_admin --admin kenya_counties.gpkg --admin-id county_name
+  riotvit predict --model runs/nbo --region Nairobi --imagery scene.tif --out runs/nbo_admin --admin kenya_counties --admin-id COUNTY
 
       (admin.gpkg + admin.csv: expected riots per county with an interval, mean/max probability, coverage, drivers)
 

@@ -33,7 +33,7 @@ Examples:
 
   riotvit tile img.tif --out tiles/x --config configs/tile.yaml --write-geotiffs
 
-  riotvit tile catalog.json --bands red,green,blue,nir --out tiles/stac      (a STAC catalog; B4,B3,B2,B8 works too)
+  riotvit tile catalog.json --bands red,green,blue,nir --out tiles/stac      (a STAC catalog; B4,B3,B2,B8 --sensor sentinel2 works too)
 
   riotvit tile dhaka/ --out tiles/dhaka --bands B4,B3,B2,B8 --sensor sentinel2 --scale 0.0001 --dates dates.csv
 

@@ -178,6 +178,7 @@ def plan_predict(pipe: Pipeline) -> StageCall:
               **{f"raster{i}": s.path for i, s in enumerate(specs)},
               **{f"previous{i}": s.path for i, s in enumerate(previous or [])}, **({"admin": admin} if admin else {})}
     config = {"region": pipe.spec.region, "region_crs": pipe.spec.region_crs, "predict": dump_config(cfg),
+              "admin_id": src.admin_id,
               "explain": dump_config(ecfg) if ecfg else None}
 
     def run(rep) -> dict:

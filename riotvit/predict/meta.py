@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, ClassVar
 
-from pydantic import Field
+from pydantic import Field, model_serializer
 
 from riotvit.artifact import ArtifactMeta, MetaModel
 from riotvit.errors import InputError
@@ -41,6 +41,12 @@ class ImageryRef(MetaModel):
     sha256: str | None = Field(description="SHA-256 of the file (null when not computed).")
     date: str = Field(description="Acquisition date, ISO 8601.")
     bands: list[str] = Field(description="Band names.")
+    role: str | None = Field(None, description="`previous`: the earlier date a two-date model (model.temporal) compared "
+                             "the mapped imagery with; absent: the imagery mapped.")
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_role(self, handler):  # run.json files of one-date models stay as they were
+        return {k: v for k, v in handler(self).items() if v is not None or k != "role"}
 
 
 class CountsMeta(MetaModel):

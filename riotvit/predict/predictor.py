@@ -33,6 +33,7 @@ from riotvit.predict.region import Region
 from riotvit.predict.runner import ModelRunner
 from riotvit.predict.temporal import previous_sources, with_previous
 from riotvit.progress import Reporter
+from riotvit.publish.admin import read_admin
 from riotvit.publish.layers import CellLayer, CropsWriter, cell_rows, write_cells
 from riotvit.publish.mosaic import RISK_BANDS, RISK_UNITS, RiskRaster
 from riotvit.publish.prediction import admin_summary_layer, write_handout, write_prediction_project
@@ -171,6 +172,9 @@ def predict(
     bundle = Bundle.open(model)
     specs = imagery if imagery else catalog_imagery(region, bundle.meta.bands, catalog)
     plan = plan_prediction(specs, region, bundle.meta, cfg, bands)
+    previous = previous_sources(plan, bundle, previous_imagery, bands)  # checked before any pixel is read
+    if admin is not None:
+        read_admin(admin, admin_id)  # a wrong file or id column fails now, not after the whole region
     if plan.n_crops == 0:
         raise RegionError(f"region {region.name} ({region.bounds_text()}) holds no crop of the grid; is it smaller than a cell?")
     if plan.n_crops > cfg.max_cells and not yes:
@@ -189,8 +193,7 @@ def predict(
         if explain is not None:
             explain.begin(plan, work, runner, feats)
         ts = time.perf_counter()
-        n_pred = _stream(plan, runner, meta, cfg, work, st.rep, bundle, explain, values, window,
-                         previous_sources(plan, bundle, previous_imagery, bands))
+        n_pred = _stream(plan, runner, meta, cfg, work, st.rep, bundle, explain, values, window, previous)
         warnings += values.warnings()
         stream_s = time.perf_counter() - ts
         if explain is not None:
@@ -203,7 +206,7 @@ def predict(
         def record() -> None:  # run.json lists the folder's files: written first (the summaries read it), then again
             prediction_meta(plan, bundle, region, cfg, n_pred, meta_info, warnings, work,
                             explain.summary() if explain is not None else None, out=st.out, window=window,
-                            cells=cells).write(work / "run.json")
+                            cells=cells, previous=previous).write(work / "run.json")
 
         record()
         extra = list(explain.layers(work)) if explain is not None else []
@@ -285,7 +288,10 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
     tags = raster_tags(plan, bundle, window, file_sha256(bundle.path / WEIGHTS))
     raster = RiskRaster(work / "risk.tif", g, plan.crops, plan.region_grid, tags, window)
     blocks = plan.blocks(cfg.block_crops)
-    dtype = np.dtype(plan.sources[0].dtype) if len({s.dtype for s in plan.sources}) == 1 else np.dtype("float32")
+    srcs = [*plan.sources, *(previous or [])]
+    # scaled reflectance is float whatever the file stores (uint16 would truncate it to 0)
+    same = len({s.dtype for s in srcs}) == 1 and all(s.scale is None for s in srcs)
+    dtype = np.dtype(plan.sources[0].dtype) if same else np.dtype("float32")
     rep.start(plan.n_crops, "predicting", unit="crops", per_item=(g.stride_m**2 / 1e6, "km²"))
     pending: list[tuple] = []
     n_done = 0
@@ -353,7 +359,7 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
 def prediction_meta(plan: PredictPlan, bundle: Bundle, region: Region, cfg: PredictConfig, n_pred: int,
                     meta_info: dict, warnings: list[str], work: Path, explain: dict | None,
                     out: Path | None = None, window: ForecastWindow | None = None,
-                    cells: CellLayer | None = None) -> PredictionMeta:
+                    cells: CellLayer | None = None, previous: list | None = None) -> PredictionMeta:
     """``run.json``: the model, region, date, imagery and metadata behind the maps (``work``'s files as outputs).
 
     Every path is recorded relative to the prediction folder ``out`` (``work`` when None).
@@ -381,7 +387,9 @@ def prediction_meta(plan: PredictPlan, bundle: Bundle, region: Region, cfg: Pred
         crs=plan.grid.crs,
         grid=plan.grid.to_dict(),
         imagery=[{"id": s.id, "path": rel(s.path), "sha256": s.sha256, "date": s.date.isoformat(),
-                  "bands": list(s.band_names)} for s in plan.sources],
+                  "bands": list(s.band_names)} for s in plan.sources]
+        + [{"id": s.id, "path": rel(s.path), "sha256": s.sha256, "date": s.date.isoformat(),
+            "bands": list(s.band_names), "role": "previous"} for s in previous or []],
         metadata=meta_info,
         counts={"candidate_crops": plan.n_crops, "predicted_crops": n_pred, "skipped_crops": plan.n_crops - n_pred,
                 **({"cells": cells.n_cells, "edge_cells": cells.n_edge} if cells is not None else {})},

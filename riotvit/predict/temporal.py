@@ -8,6 +8,7 @@ import numpy as np
 from riotvit.errors import InputError
 from riotvit.predict.plan import PredictPlan, reorder_bands
 from riotvit.tile.bands import cut_at
+from riotvit.tile.meta import stated_scaling
 from riotvit.tile.plan import SourceSpec
 from riotvit.tile.source import open_source
 from riotvit.train.bundle import Bundle
@@ -28,14 +29,39 @@ def previous_sources(plan: PredictPlan, bundle: Bundle, previous_imagery: list[S
             raise InputError(f"{bundle.path}: this model sees one image date (model.temporal: none); drop --previous-imagery")
         return []
     if previous_imagery:
-        srcs = [open_source(s.path, source_id=s.id, bands=bands or s.bands, date=s.date, checksum=False)
-                for s in previous_imagery]
-        return [reorder_bands(s, list(bundle.meta.bands)) for s in srcs]
+        scale, offset = stated_scaling(bundle.meta.provenance.tileset.sources)  # read as the current date is
+        srcs = [open_source(s.path, source_id=s.id, bands=bands or s.bands, date=s.date, checksum=False,
+                            sensor=s.sensor, scale=s.scale if s.scale is not None else scale,
+                            offset=s.offset if s.offset is not None else offset) for s in previous_imagery]
+        return _checked([reorder_bands(s, list(bundle.meta.bands)) for s in srcs], plan)
     if plan.previous:
         return plan.previous
     raise InputError(f"{bundle.path}: the model compares each crop with the previous image date (model.temporal: "
                      f"{temporal}); pass --previous-imagery FILE (the same area before {plan.date}), or that date's "
-                     "file with --imagery too")
+                     "file with --imagery too (in a pipeline: sources.predict_previous_raster)")
+
+
+def _checked(previous: list, plan: PredictPlan) -> list:
+    """Refuse a previous image that is the mapped one, is not older, or does not overlap the region."""
+    import shapely
+    from rasterio.crs import CRS
+    from rasterio.warp import transform_bounds
+
+    mapped = {s.path.resolve() for s in plan.sources}
+    newest = max(s.date for s in plan.sources)
+    dst = CRS.from_epsg(plan.grid.epsg)
+    for s in previous:
+        if s.path.resolve() in mapped:
+            raise InputError(f"{s.path}: --previous-imagery is the imagery being mapped; give the same area at an "
+                             "earlier date")
+        if s.date >= newest:
+            raise InputError(f"{s.path}: dated {s.date}, not before the mapped imagery ({newest}); give the image "
+                             "date before it")
+        b = s.bounds if s.epsg == plan.grid.epsg else transform_bounds(CRS.from_wkt(s.crs_wkt), dst, *s.bounds,
+                                                                        densify_pts=21)
+        if not shapely.box(*b).intersects(plan.region_grid):
+            raise InputError(f"{s.path}: does not overlap the region; give the previous image of the same area")
+    return previous
 
 
 def with_previous(cr, prev_band, i: int, grid, min_valid: float) -> tuple[np.ndarray, np.ndarray]:

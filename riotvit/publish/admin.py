@@ -87,27 +87,36 @@ def read_admin(path: str | Path, id_col: str | None = None) -> tuple[gpd.GeoData
     except Exception as exc:  # noqa: BLE001 - GDAL raises many kinds; the user needs one line
         raise AdminError(f"{path}: not a readable vector file ({clip(str(exc), 120)}); "
                          "pass a GeoPackage, GeoJSON or shapefile of polygons") from None
+    if not isinstance(admin, gpd.GeoDataFrame) or admin.geometry is None or admin.geometry.isna().all():
+        raise AdminError(f"{path}: holds no geometries (a table, not admin units); pass a GeoPackage, GeoJSON or "
+                         "shapefile of polygons")
     admin.attrs["source"] = str(path)
     if id_col is None:
         id_col = guess_id_column(admin)
+    _check_admin(admin, id_col)
     return admin, id_col
 
 
 def _check(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, id_col: str) -> None:
+    _check_admin(admin, id_col)
+    if cells.crs is None:
+        raise AdminError("the cells have no CRS; rerun `riotvit predict` to rewrite cells.gpkg")
+    if PROB not in cells.columns:
+        raise AdminError(f"the cells have no {PROB!r} column; pass the cells layer of a riotvit prediction")
+
+
+def _check_admin(admin: gpd.GeoDataFrame, id_col: str) -> None:
+    """What can be wrong with admin units alone: no CRS, no such id column, no polygons."""
     where = _where(admin)
     if admin.crs is None:
         raise AdminError(f"{where}: the admin units have no CRS; set it (e.g. `ogr2ogr -a_srs EPSG:4326 out.gpkg "
                          "in.shp`) and try again")
-    if cells.crs is None:
-        raise AdminError("the cells have no CRS; rerun `riotvit predict` to rewrite cells.gpkg")
     if id_col not in admin.columns:
         cols = [c for c in admin.columns if c != admin.geometry.name]
         same = [str(c) for c in cols if str(c).lower() == str(id_col).lower()]
         hint = f" (did you mean: {same[0]}?)" if same else suggest(id_col, cols)
         raise AdminError(f"{where}: no column {id_col!r}{hint}; pass --admin-id, one of "
                          f"{clip(cols, 200)}")
-    if PROB not in cells.columns:
-        raise AdminError(f"the cells have no {PROB!r} column; pass the cells layer of a riotvit prediction")
     if not admin.geom_type.isin(["Polygon", "MultiPolygon"]).any():
         raise AdminError(f"{where}: no polygons ({sorted(set(admin.geom_type))}); pass admin unit polygons")
 
@@ -369,6 +378,8 @@ def write_admin_summary(pred_dir: str | Path, admin_path: str | Path, id_col: st
                               alpha=_bundle_alpha(pred_dir) if alpha is None else alpha, cell_share=share)
     window = read_window(pred_dir)
     if window:
+        if "window" in summary.columns:  # the units' own column of that name keeps its values, renamed
+            summary = summary.rename(columns={"window": "window_admin"})
         summary.insert(summary.columns.get_loc("cells"), "window", window["label"])
     gpkg, csv = pred_dir / "admin.gpkg", pred_dir / "admin.csv"
     with atomic_file(gpkg) as tmp, warnings.catch_warnings():

@@ -16,6 +16,7 @@ from typing import Any
 
 from riotvit.errors import InputError
 from riotvit.io import resolve_recorded
+from riotvit.thin import assess_thin_data
 from riotvit.window import run_window
 
 DISCLAIMER = "Area-level risk for prevention and planning; not a prediction about individuals."
@@ -95,16 +96,17 @@ def skill_line(bundle: dict[str, Any]) -> str:
     """
     metrics = bundle.get("metrics") or {}
     fc = bundle.get("forecast") or {}
-    sel = fc.get("selected") or (metrics.get("selected") or {}).get("model")
     for scope, models in (metrics.get("scores") or {}).items():
-        m = (models or {}).get(sel) or {}
+        m = (models or {}).get("riotvit") or {}  # the shipped forecast (the stack, or history + census alone)
         if isinstance(m.get("aupr"), (int, float)):
             ref = ((models or {}).get("persistence") or {}).get("aupr")
             vs = f" (persistence {ref:.2f})" if isinstance(ref, (int, float)) else ""
             bss = m.get("bss_persistence")
             extra = f"; Brier skill vs persistence {bss:+.2f}" if isinstance(bss, (int, float)) else ""
             origin = metrics.get("origin") or fc.get("origin") or "?"
-            return f"Skill at origin {origin} ({scope}, held-out blocks): AUPR {m['aupr']:.2f}{vs}{extra}. See model_card.md."
+            thin = assess_thin_data(int(m.get("positives", 0)), int(m.get("n", 0)))
+            caveat = f" Too few riots to judge ({thin.positives} riot cells)." if thin.thin else ""
+            return f"Skill at origin {origin} ({scope}): AUPR {m['aupr']:.2f}{vs}{extra}.{caveat} See model_card.md."
 
     def aupr(model: str) -> float | None:
         v = ((metrics.get(model) or {}).get("riot") or {}).get("aupr")

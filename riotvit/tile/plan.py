@@ -47,7 +47,7 @@ class TileConfig(StrictModel):
     date: dt.date | None = Field(None, description="Acquisition date YYYY-MM-DD of every raster (default: the catalog entry, the dates file, or the raster's tags).")
     dates: str | None = Field(None, description="CSV with columns file,date giving each raster's date by file name or glob pattern (e.g. *_2021.tif,2021-03-16); without it a dates.csv next to the rasters is read if present. Rasters of one date are mosaicked; several dates make one tile set.")
     sensor: str | None = Field(None, description="Sensor of band ids in bands: sentinel2, landsat8 (8/9) or landsat7 (5/7); needed where an id is ambiguous (B4 is red on sentinel2 and landsat8, NIR on landsat7).")
-    scale: float | None = Field(None, description="Reflectance = raw * scale + offset, for rasters without GDAL scale/offset metadata (e.g. 0.0001 for Sentinel-2 L2A x 10000). Recorded per source in tileset.json.")
+    scale: float | None = Field(None, gt=0, description="Reflectance = raw * scale + offset, for rasters without GDAL scale/offset metadata (e.g. 0.0001 for Sentinel-2 L2A x 10000). Recorded per source in tileset.json.")
     offset: float | None = Field(None, description="Reflectance offset added after scale (e.g. -0.1 for Sentinel-2 L2A from processing baseline 04.00), for rasters without GDAL offset metadata.")
     write_geotiffs: bool = Field(False, description="Also write every crop as a small georeferenced GeoTIFF (geotiffs/) for inspection in QGIS.")
     block_crops: int = Field(32, ge=1, le=512, description="Crops per side of a processing block; memory is bounded by one block.")

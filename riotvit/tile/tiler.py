@@ -28,6 +28,7 @@ from riotvit.errors import OutputExistsError, RasterError
 from riotvit.io import (
     file_sha256,
     json_sha256,
+    made_by_riotvit,
     partial_path,
     publish,
     relative_to_artifact,
@@ -175,6 +176,9 @@ def _open_work(out: Path, sig: str) -> tuple[Path, list[pd.DataFrame]]:
     work = partial_path(out)
     done_parts = _resume_state(work, sig)
     if not done_parts:
+        if work.exists() and not made_by_riotvit(work):
+            raise OutputExistsError(f"{work}: a folder riotvit did not make is in the way of its working folder; "
+                                    "move or rename it, or choose another --out")
         if work.exists():
             shutil.rmtree(work)
         work.mkdir(parents=True)

@@ -100,3 +100,26 @@ def test_yaml_tags_are_refused():
 
 def test_clip_never_renders_a_huge_value():
     assert len(clip(list(range(10**6)))) <= 80 and len(clip("x" * 10**6)) <= 80
+
+
+def test_user_folders_named_like_riotvits_working_folders_are_never_deleted(tmp_path):
+    """A user's NAME.partial or NAME.old folder next to --out is left alone: riotvit refuses or works around it."""
+    import pytest as _pytest
+
+    from riotvit.errors import OutputExistsError
+    from riotvit.io import atomic_dir
+
+    mine = tmp_path / "out.partial"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("user file")
+    with _pytest.raises(OutputExistsError, match="did not make"), atomic_dir(tmp_path / "out"):
+        pass
+    assert (mine / "notes.txt").read_text() == "user file"
+    old = tmp_path / "x.old"
+    old.mkdir()
+    (old / "backup.txt").write_text("keep")
+    for _ in range(2):  # the second run replaces the first: no NAME.old folder of the user's is touched
+        with atomic_dir(tmp_path / "x", overwrite=True) as work:
+            (work / "a.txt").write_text("a")
+    assert (old / "backup.txt").read_text() == "keep"
+    assert sorted(p.name for p in (tmp_path / "x").iterdir()) == ["a.txt"]  # no marker published

@@ -54,11 +54,22 @@ def test_previous_date_from_the_imagery_or_given_gives_the_same_map(temporal):
     a = gpd.read_file(both.path / "cells.gpkg", layer="cells")
     b = gpd.read_file(given.path / "cells.gpkg", layer="cells")
     np.testing.assert_allclose(a["riot_probability"], b["riot_probability"], atol=1e-6)
-    # the previous image matters: compared with itself (no change), the map differs
-    same = predict(model, region, root / "same", PredictConfig(tta=1), imagery=[SourceSpec(world.sample / "city.tif")],
-                   previous_imagery=[SourceSpec(world.sample / "city.tif")])
-    c = gpd.read_file(same.path / "cells.gpkg", layer="cells")
+    # the previous image matters: compared with 2019 instead of 2021, the map differs
+    older = predict(model, region, root / "older", PredictConfig(tta=1), imagery=[SourceSpec(world.sample / "city.tif")],
+                    previous_imagery=[SourceSpec(world.sample / "city_2019-06-15.tif")])
+    c = gpd.read_file(older.path / "cells.gpkg", layer="cells")
     assert np.abs(a["riot_probability"].to_numpy() - c["riot_probability"].to_numpy()).max() > 1e-4
+    run = json.loads((given.path / "run.json").read_text())
+    assert [(i["date"], i.get("role")) for i in run["imagery"]] == [("2022-06-15", None), ("2021-06-15", "previous")]
+    # the mapped image itself, or a later one, is not a previous date: refused before any pixel is read
+    for bad, msg in ((world.sample / "city.tif", "imagery being mapped"),):
+        with pytest.raises(InputError, match=msg):
+            predict(model, region, root / "bad", PredictConfig(tta=1), imagery=[SourceSpec(before)],
+                    previous_imagery=[SourceSpec(world.sample / "city_2019-06-15.tif"), SourceSpec(before)])
+    with pytest.raises(InputError, match="not before the mapped imagery"):
+        predict(model, region, root / "bad", PredictConfig(tta=1), imagery=[SourceSpec(before)],
+                previous_imagery=[SourceSpec(world.sample / "city.tif")])
+    assert not (root / "bad").exists()
 
 
 def test_temporal_model_without_a_previous_image_is_one_clear_error(temporal):

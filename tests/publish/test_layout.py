@@ -145,11 +145,14 @@ def test_legend_rows_drop_the_window_and_wrap():
 
 
 def test_skill_line_from_bundle_metrics():
-    forecast = {"forecast": {"selected": "riotvit", "origin": "2022-06-15"},
-                "metrics": {"origin": "2022-06-15", "scores": {"test": {
-                    "riotvit": {"aupr": 0.412, "bss_persistence": 0.118}, "persistence": {"aupr": 0.221}}}}}
-    assert skill_line(forecast) == ("Skill at origin 2022-06-15 (test, held-out blocks): AUPR 0.41 (persistence 0.22); "
+    forecast = {"forecast": {"selected": "image + history", "origin": "2022-06-15"},
+                "metrics": {"origin": "2022-06-15", "scores": {"held-out blocks": {
+                    "riotvit": {"aupr": 0.412, "bss_persistence": 0.118, "n": 324, "positives": 34},
+                    "persistence": {"aupr": 0.221}}}}}
+    assert skill_line(forecast) == ("Skill at origin 2022-06-15 (held-out blocks): AUPR 0.41 (persistence 0.22); "
                                     "Brier skill vs persistence +0.12. See model_card.md.")
+    thin = {"metrics": {"scores": {"held-out blocks": {"riotvit": {"aupr": 0.9, "n": 173, "positives": 8}}}}}
+    assert "Too few riots to judge (8 riot cells)." in skill_line(thin)
     single = {"metrics": {"riotvit": {"riot": {"aupr": {"mean": 0.5}}},
                           "history_census": {"riot": {"aupr": {"mean": 0.31}}}}}
     assert skill_line(single) == ("Skill (spatial block cross-validation): AUPR 0.50 (history + census 0.31). "

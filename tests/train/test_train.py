@@ -70,7 +70,10 @@ def test_metrics_compare_with_both_baselines_on_the_same_rows(run):
         assert 0 <= r["aupr"] <= 1 and 0 <= r["brier"] <= 1 and 0 <= r["ece"] <= 1
     assert rows["prevalence"]["auroc"] == 0.5
     md = (run.path / "metrics.md").read_text()
-    assert "riotvit" in md and "history_census" in md and "AUPR lift" in md
+    thin = json.loads((run.path / "metrics.json").read_text())["thin_data"]
+    # lifts over a handful of held-out positives would be noise: the table says so instead
+    assert "riotvit" in md and "history_census" in md
+    assert ("Data too thin for a meaningful AUPR" in md) if thin["thin"] else ("AUPR lift" in md)
 
 
 def test_evaluate_reproduces_the_training_metrics(run):
