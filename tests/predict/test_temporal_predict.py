@@ -62,10 +62,9 @@ def test_previous_date_from_the_imagery_or_given_gives_the_same_map(temporal):
     run = json.loads((given.path / "run.json").read_text())
     assert [(i["date"], i.get("role")) for i in run["imagery"]] == [("2022-06-15", None), ("2021-06-15", "previous")]
     # the mapped image itself, or a later one, is not a previous date: refused before any pixel is read
-    for bad, msg in ((world.sample / "city.tif", "imagery being mapped"),):
-        with pytest.raises(InputError, match=msg):
-            predict(model, region, root / "bad", PredictConfig(tta=1), imagery=[SourceSpec(before)],
-                    previous_imagery=[SourceSpec(world.sample / "city_2019-06-15.tif"), SourceSpec(before)])
+    with pytest.raises(InputError, match="imagery being mapped"):
+        predict(model, region, root / "bad", PredictConfig(tta=1), imagery=[SourceSpec(before)],
+                previous_imagery=[SourceSpec(world.sample / "city_2019-06-15.tif"), SourceSpec(before)])
     with pytest.raises(InputError, match="not before the mapped imagery"):
         predict(model, region, root / "bad", PredictConfig(tta=1), imagery=[SourceSpec(before)],
                 previous_imagery=[SourceSpec(world.sample / "city.tif")])
