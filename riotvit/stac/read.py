@@ -347,7 +347,17 @@ def resolve_stac_inputs(
     """
 
     workdir = Path(workdir)
+    made = not workdir.exists()
     workdir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _resolve(inputs, bands, date, workdir, mask, resampling)
+    except BaseException:
+        if made and not any(workdir.iterdir()):  # leave no empty folder behind a failed run
+            workdir.rmdir()
+        raise
+
+
+def _resolve(inputs, bands, date, workdir: Path, mask: bool, resampling: str) -> list[SourceSpec]:
     specs, used, first_names = [], set(), None
     for href in inputs:
         for item in load_items(str(href), date):

@@ -19,6 +19,7 @@ import numpy as np
 from affine import Affine
 
 from riotvit.io import atomic_file
+from riotvit.stac.errors import StacError
 
 _GDAL_TYPES = {
     "uint8": "Byte", "int8": "Int8", "uint16": "UInt16", "int16": "Int16", "uint32": "UInt32",
@@ -158,8 +159,13 @@ def vrt_xml(
 def write_vrt(path: Path, xml: str) -> Path:
     """Write ``xml`` to ``path`` atomically, leaving an identical file untouched (so a rerun's
     tile-set signature, which hashes its sources, stays the same)."""
-    if path.exists() and path.read_text(encoding="utf-8") == xml:
-        return path
+    if path.exists():
+        old = path.read_text(encoding="utf-8", errors="replace")
+        if old == xml:
+            return path
+        if MARKER_KEY not in old:  # never overwrite a file riotvit did not write
+            raise StacError(f"{path}: exists and was not written by riotvit; move it away, or tile to another --out "
+                            f"(the item VRTs go to {path.parent})")
     with atomic_file(path) as tmp:
         tmp.write_text(xml, encoding="utf-8")
     return path

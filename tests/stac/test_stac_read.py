@@ -281,3 +281,19 @@ def test_riotvit_tile_cli_takes_a_stac_catalog(tmp_path):
     bad = run(app, ["tile", str(cat), "--out", str(tmp_path / "bad"), "--bands", "red,swir16", *common])
     assert bad.exit_code != 0 and "swir16" in bad.output and "Traceback" not in bad.output
     assert not (tmp_path / "bad").exists()
+
+
+def test_a_users_file_where_an_item_vrt_goes_is_never_overwritten(tmp_path):
+    files = _scene_files(tmp_path)
+    items = [make_item(n, cogs, datetime=dt.datetime(d.year, d.month, d.day, tzinfo=dt.timezone.utc))
+             for (n, (_, cogs)), d in zip(files.items(), (D1, D2), strict=True)]
+    cat = save_catalog(items, tmp_path / "stac")
+    work = tmp_path / "vrt"
+    work.mkdir()
+    (work / "scene_2022.vrt").write_text("my notes")
+    with pytest.raises(StacError, match="not written by riotvit"):
+        resolve_stac_inputs([str(cat)], bands=["red", "green", "nir"], workdir=work)
+    assert (work / "scene_2022.vrt").read_text() == "my notes"
+    with pytest.raises(StacError):  # a failed run leaves no empty folder of its own
+        resolve_stac_inputs([str(cat)], bands=["swir16"], workdir=tmp_path / "fresh")
+    assert not (tmp_path / "fresh").exists()
