@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -13,6 +14,7 @@ from pydantic import Field
 from rasterio.crs import CRS
 from rasterio.warp import transform_bounds
 
+from riotvit.catalog import Catalog
 from riotvit.config import StrictModel
 from riotvit.device import DeviceName, Precision
 from riotvit.errors import RasterError, RegionError
@@ -146,3 +148,31 @@ def plan_prediction(
     crops = pd.DataFrame({"col": cc[keep], "row": rr[keep]})
     crops["crop_id"] = grid.crop_ids(crops["col"].to_numpy(), crops["row"].to_numpy())
     return PredictPlan(grid, srcs, region, rg, crops.reset_index(drop=True), cov, date, previous)
+
+
+def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> list[SourceSpec]:
+    """Catalog rasters whose footprint meets the region and whose bands are the model's."""
+    import shapely
+    from rasterio.warp import transform_bounds
+
+
+    try:
+        cat = Catalog.load(catalog)
+    except Exception:
+        return []
+    found = []
+    for rid in cat.ids("raster"):
+        r = cat.entries[rid]
+        e = r.entry
+        if r.path is None or not r.path.exists() or sorted(e.bands or []) != sorted(bands):
+            continue
+        try:
+            s = open_source(r.path, source_id=e.id, bands=e.bands, date=e.acquisition_date, checksum=False)
+        except Exception:
+            continue
+        from rasterio.crs import CRS
+
+        b = transform_bounds(CRS.from_wkt(s.crs_wkt), "EPSG:4326", *s.bounds, densify_pts=21)
+        if shapely.box(*b).intersects(region.geometry):
+            found.append(SourceSpec(r.path, id=e.id, bands=e.bands, date=e.acquisition_date, categorical=e.categorical))
+    return found

@@ -19,7 +19,6 @@ import pandas as pd
 from pyproj import Transformer
 
 from riotvit import __version__
-from riotvit.catalog import Catalog
 from riotvit.device import choose_device
 from riotvit.errors import InputError, RegionError
 from riotvit.io import atomic_dir, file_sha256, relative_to_artifact, resolve_recorded
@@ -28,7 +27,7 @@ from riotvit.join.events.labels import build_history
 from riotvit.join.stage import JoinConfig, census_features, project_events
 from riotvit.predict.checks import ValueRangeCheck, dtype_warnings
 from riotvit.predict.meta import PredictionMeta
-from riotvit.predict.plan import PredictConfig, PredictPlan, plan_prediction
+from riotvit.predict.plan import PredictConfig, PredictPlan, catalog_imagery, plan_prediction
 from riotvit.predict.region import Region
 from riotvit.predict.runner import ModelRunner
 from riotvit.predict.temporal import previous_sources, with_previous
@@ -42,7 +41,6 @@ from riotvit.tile.bands import block_bands, companion_band, cut_row
 from riotvit.tile.plan import SourceSpec
 from riotvit.tile.prefetch import Prefetch
 from riotvit.tile.reader import GridReader
-from riotvit.tile.source import open_source
 from riotvit.train.bundle import WEIGHTS, Bundle
 from riotvit.train.meta import BundleMeta
 from riotvit.window import ForecastWindow, forecast_window
@@ -223,32 +221,6 @@ def predict(
                          window.to_dict(), cells.n_cells)
 
 
-def catalog_imagery(region: Region, bands: list[str], catalog: Path | None) -> list[SourceSpec]:
-    """Catalog rasters whose footprint meets the region and whose bands are the model's."""
-    import shapely
-    from rasterio.warp import transform_bounds
-
-
-    try:
-        cat = Catalog.load(catalog)
-    except Exception:
-        return []
-    found = []
-    for rid in cat.ids("raster"):
-        r = cat.entries[rid]
-        e = r.entry
-        if r.path is None or not r.path.exists() or sorted(e.bands or []) != sorted(bands):
-            continue
-        try:
-            s = open_source(r.path, source_id=e.id, bands=e.bands, date=e.acquisition_date, checksum=False)
-        except Exception:
-            continue
-        from rasterio.crs import CRS
-
-        b = transform_bounds(CRS.from_wkt(s.crs_wkt), "EPSG:4326", *s.bounds, densify_pts=21)
-        if shapely.box(*b).intersects(region.geometry):
-            found.append(SourceSpec(r.path, id=e.id, bands=e.bands, date=e.acquisition_date, categorical=e.categorical))
-    return found
 
 
 #: The per-crop layer while it streams (turned into cells.gpkg's layers by write_cells, then removed).

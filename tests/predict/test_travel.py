@@ -9,6 +9,7 @@ from pathlib import Path
 import rasterio
 from pipeline_fixtures import make_world, tiny_config
 
+from riotvit.io import PARTIAL_MARKER
 from riotvit.predict.plan import PredictConfig
 from riotvit.predict.predictor import predict
 from riotvit.predict.region import resolve_region
@@ -52,6 +53,7 @@ def test_moved_artifacts_work_from_another_directory(tmp_path, monkeypatch):
     out = tmp_path / "preds" / "p"
     (out.parent / "p.partial").mkdir(parents=True)  # a killed prediction: cleared, not resumed
     (out.parent / "p.partial" / "risk.tif").write_bytes(b"half")
+    (out.parent / "p.partial" / PARTIAL_MARKER).touch()  # riotvit's own working folder (a user's would be refused)
     res = predict(moved / "model", region, out, PredictConfig(tta=1), imagery=[SourceSpec(moved / "sample" / "city.tif")])
     assert not (out.parent / "p.partial").exists()
     assert not any("ACLED" in w for w in res.warnings), res.warnings
