@@ -33,7 +33,7 @@ from riotvit.predict.runner import ModelRunner
 from riotvit.predict.temporal import previous_sources, with_previous
 from riotvit.progress import Reporter
 from riotvit.publish.admin import read_admin
-from riotvit.publish.layers import CellLayer, CropsWriter, cell_rows, write_cells
+from riotvit.publish.layers import CellLayer, CropsWriter, cell_rows, cell_share, write_cells
 from riotvit.publish.mosaic import RISK_BANDS, RISK_UNITS, RiskRaster
 from riotvit.publish.prediction import admin_summary_layer, write_handout, write_prediction_project
 from riotvit.stage import start_stage
@@ -284,7 +284,10 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
         if explain is not None:
             rows = explain.add(crops, chips, masks, None if meta is None else meta[idx], pred, rows)
         cells.add(rows)
-        vals = np.stack([pred["riot_probability"], pred.get("expected_events", np.full(idx.size, np.nan)),
+        # expected riots per stride cell: a crop's count spread over the cells it covers (overlapping
+        # crops average onto a cell, so a sum over cells counts each riot once)
+        vals = np.stack([pred["riot_probability"],
+                         pred.get("expected_events", np.full(idx.size, np.nan)) * cell_share(g),
                          pred["uncertainty"]], axis=1)
         raster.add(crops["col"].to_numpy(), crops["row"].to_numpy(), vals)
         n_done += idx.size

@@ -237,9 +237,10 @@ def summarise_admin(cells: gpd.GeoDataFrame, admin: gpd.GeoDataFrame, id_col: st
         population: a population raster (people per pixel) or a cells column of people per cell.
         label: a feature name -> human label (for ``top_drivers``).
         alpha: the count dispersion of the bundle (NB2); None or 0 for Poisson.
-        cell_share: the share of a crop's expected riots that falls in one cell: ``(stride / crop)²``.
-            With overlapping crops a cell is a quarter (overlap 0.5) of the crop whose count it
-            carries; summing whole crop counts would count each riot about four times.
+        cell_share: the share of each row's expected riots that falls in its polygon. 1 for the
+            cells ``riotvit predict`` writes (their counts are per cell already); ``(stride / crop)²``
+            for per-crop counts on stride cells (summing whole crop counts of overlapping crops
+            would count each riot about four times at overlap 0.5).
 
     Returns:
         One row per unit that the prediction covers: the unit's attributes, then the summary
@@ -372,10 +373,9 @@ def write_admin_summary(pred_dir: str | Path, admin_path: str | Path, id_col: st
     layers = [n for n, _ in pyogrio.list_layers(cells_path)]
     cells = gpd.read_file(cells_path, layer="cells" if "cells" in layers else layers[0])
     admin, id_col = read_admin(admin_path, id_col)
-    grid = read_run(pred_dir).get("grid") or {}
-    share = (float(grid["stride_m"]) / float(grid["crop_m"])) ** 2 if grid.get("stride_m") and grid.get("crop_m") else 1.0
+    # the cells' expected riots are per cell already (riotvit.publish.layers.cell_share): they add up
     summary = summarise_admin(cells, admin, id_col, population=population, label=label,
-                              alpha=_bundle_alpha(pred_dir) if alpha is None else alpha, cell_share=share)
+                              alpha=_bundle_alpha(pred_dir) if alpha is None else alpha)
     window = read_window(pred_dir)
     if window:
         if "window" in summary.columns:  # the units' own column of that name keeps its values, renamed

@@ -189,6 +189,12 @@ def _raster_values(path: Path, cols: np.ndarray, rows: np.ndarray) -> np.ndarray
     return out
 
 
+def cell_share(grid: CropGrid) -> float:
+    """The share of a crop's expected riots that belongs to one stride cell: ``(stride / crop)²``
+    (1 without overlap, a quarter at overlap 0.5)."""
+    return (grid.stride_m / grid.crop_m) ** 2
+
+
 def write_cells(work: Path, crops_path: Path, grid: CropGrid, window: ForecastWindow, stamp: str) -> CellLayer:
     """Write ``cells.gpkg`` (layer ``cells``; with overlap also ``crops``) and ``cells.geojson`` from the crops.
 
@@ -202,6 +208,9 @@ def write_cells(work: Path, crops_path: Path, grid: CropGrid, window: ForecastWi
     cells = cells.loc[keep].reset_index(drop=True)
     for b, name in enumerate(RASTER_COLUMNS):
         cells[name] = np.round(vals[keep, b], 6)
+    for name in ("events_p10", "events_p90"):  # the count interval per cell, as expected_events (cell_share)
+        if name in cells.columns:
+            cells[name] = np.round(cells[name].to_numpy(dtype=np.float64) * cell_share(grid), 6)
     p = cells["riot_probability"].to_numpy()
     classes = quantile_classes(p)
     cells.insert(cells.columns.get_loc("riot_probability") + 1, "risk_class", risk_class(p, classes))

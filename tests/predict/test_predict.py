@@ -96,6 +96,10 @@ def test_prediction_folder_holds_valid_styled_layers(whole, trained):
     counts = cells["risk_class"].value_counts()
     assert len(classes) == 5 and counts.min() >= 0.1 * len(cells)  # quantile classes: every class holds cells
     assert cells["riot_probability"].between(0, 1).all() and (cells["uncertainty"] >= 0).all()
+    # overlap 0.5: each 336 m cell holds a quarter of its 672 m crops' expected riots, so the map's total
+    # counts each riot once (the crops, overlapping 4x, would count it four times)
+    crops = gpd.read_file(p / "cells.gpkg", layer="crops")
+    assert cells["expected_events"].sum() == pytest.approx(0.25 * crops["expected_events"].sum(), rel=0.15)
     gj = json.loads((p / "cells.geojson").read_text())
     assert len(gj["features"]) == len(cells)
     lon = np.array([c[0] for f in gj["features"] for c in f["geometry"]["coordinates"][0]])
