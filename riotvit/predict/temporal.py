@@ -23,7 +23,7 @@ def previous_sources(plan: PredictPlan, bundle: Bundle, previous_imagery: list[S
         InputError: a temporal model without a previous image, or previous imagery for a one-date model.
     """
 
-    temporal = bundle.meta.config.get("model", {}).get("temporal", "none")
+    temporal = bundle.meta.temporal
     if temporal == "none":
         if previous_imagery:
             raise InputError(f"{bundle.path}: this model sees one image date (model.temporal: none); drop --previous-imagery")

@@ -95,7 +95,7 @@ def evaluate_forecast(b: Bundle, ts: TileSet, df: pd.DataFrame, device: str = "c
     scaler = MetaScaler.from_dict(bm.features.model_dump())
     meta = scaler.transform(df) if scaler.names else None
     batcher = ChipBatcher(ts, df["chip_index"].to_numpy(), meta, target_arrays(df, bm.targets.type_counts),
-                          BandNorm.from_dict(bm.normalisation.model_dump()), torch.device(device), bm.input_px, "auto", temporal=_temporal(bm))
+                          BandNorm.from_dict(bm.normalisation.model_dump()), torch.device(device), bm.input_px, "auto", temporal=bm.temporal != "none")
     members = []
     try:
         for m in fc["members"]:
@@ -149,7 +149,7 @@ def evaluate_bundle(run: str, tileset: str | None = None, samples: str | None = 
     dev = torch.device(device)
     model = b.load_model(device)
     batcher = ChipBatcher(ts, df["chip_index"].to_numpy(), meta, target_arrays(df, type_cols),
-                          BandNorm.from_dict(bm.normalisation.model_dump()), dev, bm.input_px, "auto", temporal=_temporal(bm))
+                          BandNorm.from_dict(bm.normalisation.model_dump()), dev, bm.input_px, "auto", temporal=bm.temporal != "none")
     try:
         raw = predict_outputs(model, batcher, np.flatnonzero(split.test), 256, False)
     finally:
@@ -170,7 +170,3 @@ def evaluate_bundle(run: str, tileset: str | None = None, samples: str | None = 
                                 meta={"features": scaler.names})
     return table, b
 
-
-def _temporal(bm) -> bool:
-    """Whether a bundle's model also sees the previous image date (``model.temporal``)."""
-    return bm.config.get("model", {}).get("temporal", "none") != "none"

@@ -150,6 +150,11 @@ class BundleMeta(ArtifactMeta):
                           "features, targets, calibration, threshold, config, model, checksums); checked on open, so a "
                           "hand-edited `bundle.json` is refused.")
 
+    @property
+    def temporal(self) -> str:
+        """``model.temporal`` of the trained model: ``none`` (one image date), ``stack`` or ``tokens``."""
+        return str(self.config.get("model", {}).get("temporal", "none"))
+
     def compute_signature(self) -> str:
         """The SHA-256 of the fields in ``SIGNED``, as written."""
         d = self.to_dict()
