@@ -105,3 +105,7 @@ def suggest(name: str, choices: Iterable[str], n: int = 3) -> str:
     """Return ' (did you mean: a, b?)' for close matches of ``name`` in ``choices``, or ''."""
     close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=n, cutoff=0.5)
     return f" (did you mean: {', '.join(close)}?)" if close else ""
+
+
+class ClusterError(RiotvitError):
+    """The Dask scheduler or the torch.distributed launch cannot be used (no scheduler answers, bad --workers)."""
