@@ -31,7 +31,7 @@ class ClusterConfig(StrictModel):
     """Where a stage's blocks run: this process (the default), local Dask workers, or a Dask scheduler."""
 
     workers: int | None = Field(None, ge=1, le=512, description="Run the blocks on a local Dask cluster of this many worker processes (one thread each), e.g. --workers 2. Default: one process, no Dask.")
-    scheduler: str | None = Field(None, description="Address of a running dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (started by `dask scheduler`, dask-jobqueue or the Dask Kubernetes operator); its workers must see the inputs and the output folder at the same paths.")
+    scheduler: str | None = Field(None, description="Address of a running dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (started by dask scheduler, dask-jobqueue or the Dask Kubernetes operator); its workers must see the inputs and the output folder at the same paths.")
     threads_per_worker: int = Field(1, ge=1, le=256, description="Threads per local Dask worker (GDAL, NumPy and torch inside one block).")
 
     @model_validator(mode="after")
@@ -127,7 +127,7 @@ def ordered_map(client: Any, fn: Callable[..., Any], items: Sequence[Any], *args
     try:
         while nxt < n:
             while submitted < n and submitted - nxt < ahead:
-                f = client.submit(fn, items[submitted], *shared, key=f"{name}-{token}-{submitted}", pure=False)
+                f = client.submit(_call, fn, items[submitted], *shared, key=f"{name}-{token}-{submitted}", pure=False)
                 index[f.key] = submitted
                 ac.add(f)
                 submitted += 1
@@ -143,6 +143,28 @@ def ordered_map(client: Any, fn: Callable[..., Any], items: Sequence[Any], *args
             f.cancel()
 
 
+def _call(fn: Callable[..., Any], *args: Any) -> Any:
+    """Run a task; an error leaves the worker as a plain, picklable exception without its chain.
+
+    A RiotvitError keeps its class and its one line; anything else becomes a RuntimeError naming
+    its type. (A chained GDAL error may not unpickle on the client, and Dask would then replace
+    the whole error by its repr.)
+    """
+    err: BaseException | None = None
+    try:
+        return fn(*args)
+    except RiotvitError as e:
+        err = type(e).__new__(type(e))
+        Exception.__init__(err, str(e))
+    except Exception as e:
+        import traceback
+
+        where = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+        at = f" (at {os.path.basename(where.filename)}:{where.lineno})" if where else ""
+        err = RuntimeError(f"{type(e).__name__}: {str(e).splitlines()[0][:300] if str(e) else ''}{at}")
+    raise err
+
+
 def _result(f: Any) -> Any:
     """The task's result; its exception re-raised as riotvit's own error (never a Dask traceback)."""
     if f.status != "error":
@@ -154,8 +176,9 @@ def _result(f: Any) -> Any:
     if name == "KilledWorker":
         raise ClusterError(f"a block's task was lost with its worker more often than Dask allows ({str(e)[:120]}); "
                            "give the workers more memory (--memory-limit on dask worker) or smaller blocks (--block-crops)") from None
-    raise ClusterError(f"a Dask worker failed on a block: {name}: {str(e).splitlines()[0][:200] if str(e) else ''}; "
-                       "rerun with RIOTVIT_DEBUG=1 for the traceback") from e
+    text = str(e).splitlines()[0][:300] if str(e) else name
+    raise ClusterError(f"a Dask worker failed on a block: {text}; this is a riotvit bug if the inputs are readable: "
+                       "please report it with the command") from None
 
 
 def worker_cache() -> dict:

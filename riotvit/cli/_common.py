@@ -205,6 +205,16 @@ TRAIN = "riotvit.train.config:TrainConfig"
 PREDICT = "riotvit.predict.plan:PredictConfig"
 EXPLAIN = "riotvit.explain.stage:ExplainConfig"
 PIPELINE = "riotvit.pipeline.spec:PipelineSpec"
+CLUSTER = "riotvit.cluster:ClusterConfig"
+PANEL_SCALE = "Scale out (Dask)"
+
+
+def cluster_config(workers: int | None, scheduler: str | None) -> Any:
+    """``--workers``/``--scheduler`` as a :class:`riotvit.cluster.ClusterConfig` (a one-line error when both are given)."""
+    from riotvit.cluster import ClusterConfig
+    from riotvit.config import build_config
+
+    return build_config(ClusterConfig, None, given(workers=workers, scheduler=scheduler))
 """Config classes that document options, as ``module:Class`` (imported only to show help)."""
 
 _FROM_CONFIG = "riotvit-config-field:"

@@ -9,9 +9,12 @@ import typer
 from rich.table import Table
 
 from riotvit.cli._common import (
+    CLUSTER,
+    PANEL_SCALE,
     PIPELINE,
     TILE,
     RichReporter,
+    cluster_config,
     config_option,
     console,
     given,
@@ -34,6 +37,8 @@ Examples:
   riotvit tile img.tif --out tiles/x --config configs/tile.yaml --write-geotiffs
 
   riotvit tile catalog.json --bands red,green,blue,nir --out tiles/stac      (a STAC catalog; B4,B3,B2,B8 --sensor sentinel2 works too)
+
+  riotvit tile big_scene.tif --out tiles/big --workers 2      (blocks fan out to 2 Dask worker processes; same tile set)
 
   riotvit tile dhaka/ --out tiles/dhaka --bands B4,B3,B2,B8 --sensor sentinel2 --scale 0.0001 --dates dates.csv
 
@@ -70,6 +75,8 @@ def tile_command(
     write_geotiffs: Annotated[bool | None, config_option(TILE, "write_geotiffs", "--write-geotiffs", rich_help_panel=PANEL_RUN)] = None,
     block_crops: Annotated[int | None, config_option(TILE, "block_crops", rich_help_panel=PANEL_RUN)] = None,
     max_crops: Annotated[int | None, config_option(TILE, "max_crops", rich_help_panel=PANEL_RUN)] = None,
+    workers: Annotated[int | None, config_option(CLUSTER, "workers", rich_help_panel=PANEL_SCALE)] = None,
+    scheduler: Annotated[str | None, config_option(CLUSTER, "scheduler", rich_help_panel=PANEL_SCALE)] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing, different tile set.", rich_help_panel=PANEL_RUN)] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the grid (crop count, CRS, GSD, extent) without reading pixels.", rich_help_panel=PANEL_RUN)] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.", rich_help_panel=PANEL_RUN)] = False,
@@ -94,6 +101,7 @@ def tile_command(
                     scale=scale, offset=offset, dates=str(dates) if dates else None,
                     write_geotiffs=write_geotiffs, block_crops=block_crops, max_crops=max_crops)
     cfg = build_config(TileConfig, config, options, labels=labels(options))
+    cluster = cluster_config(workers, scheduler)
     from riotvit.stac.read import is_stac_input, resolve_stac_inputs
 
     stac = [r for r in rasters if is_stac_input(r)]
@@ -116,12 +124,12 @@ def tile_command(
         return
     from riotvit.tile.tiler import tile
 
-    res = tile(specs, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out))
+    res = tile(specs, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out), cluster=cluster)
     summary = {
         "tileset": str(res.path), "crops": res.n_crops, "masked_crops": res.n_masked,
         "candidates": res.n_candidates, "seconds": round(res.seconds, 2),
         "crops_per_s": round(res.crops_per_s, 1) if res.seconds else None,
-        "resumed_blocks": res.resumed_blocks, "up_to_date": res.up_to_date,
+        "resumed_blocks": res.resumed_blocks, "up_to_date": res.up_to_date, "ran_on": cluster.describe(),
     }
     if json_out:
         print_json(summary)
@@ -133,6 +141,7 @@ def tile_command(
         f"[green]wrote[/] {res.path}: {res.n_crops:,} crops ({res.n_masked:,} partly masked) of "
         f"{res.n_candidates:,} candidates in {res.seconds:.1f} s ({res.crops_per_s:,.0f} crops/s)"
         + (f", resumed after {res.resumed_blocks} blocks" if res.resumed_blocks else "")
+        + (f" on a {cluster.describe()}" if cluster.enabled else "")
     )
 
 

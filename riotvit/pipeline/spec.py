@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from riotvit.cluster import ClusterConfig
 from riotvit.config import StrictModel, load_yaml, read_yaml, validate
 from riotvit.errors import ConfigError, clip
 
@@ -59,6 +60,7 @@ class PipelineSpec(StrictModel):
     predict: dict[str, Any] = Field(default_factory=dict, description="PredictConfig.")
     explain: dict[str, Any] = Field(default_factory=dict, description="ExplainConfig.")
     catalog: str | None = Field(None, description="Catalog folder (default: ./data_catalog, else the project's).")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Where tile and predict run their blocks: workers: N (a local Dask cluster) or scheduler: ADDRESS (a running one). Outputs are the same bytes as in one process, so changing it never reruns a stage.")
 
 
 def deep_merge(base: dict, over: dict) -> dict:

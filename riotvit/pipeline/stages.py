@@ -104,7 +104,7 @@ def plan_tile(pipe: Pipeline) -> StageCall:
     out = pipe.run / "tiles"
 
     def run(rep) -> dict:
-        r = tile(specs, out, cfg, overwrite=True, reporter=rep)
+        r = tile(specs, out, cfg, overwrite=True, reporter=rep, cluster=pipe.spec.cluster)
         return {"crops": r.n_crops, "masked": r.n_masked, "seconds": round(r.seconds, 2)}
 
     return StageCall(dump_config(cfg), {f"raster{i}": s.path for i, s in enumerate(specs)}, [out], run)

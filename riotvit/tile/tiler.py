@@ -16,14 +16,15 @@ import json
 import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import geopandas as gpd
 import numpy as np
 import pandas as pd
-import rasterio
 import shapely
 
 from riotvit import __version__
+from riotvit.cluster import ClusterConfig, dask_client
 from riotvit.errors import OutputExistsError, RasterError
 from riotvit.io import (
     file_sha256,
@@ -36,8 +37,17 @@ from riotvit.io import (
 )
 from riotvit.progress import Reporter
 from riotvit.stage import start_stage
-from riotvit.tile.bands import block_bands, crop_sources, cut_row
+from riotvit.tile.bands import block_bands
+from riotvit.tile.blockwork import (
+    PART_COLUMNS,
+    BlockSink,
+    emit_band,
+    part_frame,
+    replay_stats,
+    stats_stride,
+)
 from riotvit.tile.chipstore import HEADER_BYTES, AppendArray
+from riotvit.tile.fanout import done_shards, run_on_dask
 from riotvit.tile.meta import TILESET_FORMAT, TILESET_FORMAT_VERSION, TileSetMeta
 from riotvit.tile.plan import Block, SourceSpec, TileConfig, TilePlan, plan_tiles
 from riotvit.tile.prefetch import Prefetch
@@ -45,16 +55,6 @@ from riotvit.tile.reader import GridReader
 from riotvit.tile.stats import BandStats
 
 __all__ = ["TILESET_FORMAT", "TILESET_FORMAT_VERSION", "TileResult", "signature", "tile", "tileset_meta"]
-_PART_COLUMNS = ["crop_id", "col", "row", "source", "date", "valid_fraction", "chip_index", "mask_index", "block"]
-_PART_DTYPES = {"crop_id": object, "col": "int64", "row": "int64", "source": object, "date": object,
-                "valid_fraction": "float64", "chip_index": "int64", "mask_index": "int64", "block": "int64"}
-
-
-def _part_frame(df: pd.DataFrame) -> pd.DataFrame:
-    """A block part with fixed column types, so a block without crops (no rows) concatenates cleanly."""
-    return df[_PART_COLUMNS].astype(_PART_DTYPES)
-
-
 @dataclass
 class TileResult:
     """What a tiling run produced."""
@@ -107,6 +107,7 @@ def tile(
     overwrite: bool = False,
     reporter: Reporter | None = None,
     stop_after_blocks: int | None = None,
+    cluster: ClusterConfig | Any | None = None,
 ) -> TileResult:
     """Tile rasters into a tile set folder (see docs/formats.md, "Tile set").
 
@@ -118,6 +119,9 @@ def tile(
         reporter: progress sink.
         stop_after_blocks: stop (as if interrupted) after this many blocks; used by tests of
             resumption.
+        cluster: where the blocks run: None or ``ClusterConfig()`` for this process, a
+            :class:`~riotvit.cluster.ClusterConfig` with ``workers`` or ``scheduler`` for Dask,
+            or a ``distributed.Client`` of the caller's. The tile set is the same bytes either way.
 
     Raises:
         RiotvitError subclasses for every bad input; nothing is left at ``out`` on failure.
@@ -131,15 +135,22 @@ def tile(
     if _up_to_date(st.out, sig, overwrite):
         info = TileSetMeta.read_json(st.out / "tileset.json")
         return TileResult(st.out, info.n_crops, info.chips.n_masked, plan.n_candidates, 0.0, up_to_date=True)
-    work, done_parts = _open_work(st.out, sig)
-    runner = _Runner(plan, st.cfg, work, st.rep, done_parts)
-    try:
-        n_blocks_done = runner.run(stop_after_blocks)
-    finally:
-        runner.close()
-    if stop_after_blocks is not None and n_blocks_done < len(plan.blocks):
-        return TileResult(work, runner.n_chips, runner.n_masks, plan.n_candidates, st.elapsed(),
-                          resumed_blocks=len(done_parts), warnings=plan.warnings)
+    on_dask = cluster is not None and (not isinstance(cluster, ClusterConfig) or cluster.enabled)
+    work, done = _open_work(st.out, sig, "shards" if on_dask else "append")
+    if on_dask:
+        with dask_client(cluster) as client:
+            runner = run_on_dask(client, plan, st.cfg, work, st.rep, done, READ_BUDGET_BYTES, stop_after_blocks)
+        if runner is None:  # stopped early, as if interrupted
+            return TileResult(work, 0, 0, plan.n_candidates, st.elapsed(), resumed_blocks=len(done), warnings=plan.warnings)
+    else:
+        runner = _Runner(plan, st.cfg, work, st.rep, list(done.values()))
+        try:
+            n_blocks_done = runner.run(stop_after_blocks)
+        finally:
+            runner.close()
+        if stop_after_blocks is not None and n_blocks_done < len(plan.blocks):
+            return TileResult(work, runner.n_chips, runner.n_masks, plan.n_candidates, st.elapsed(),
+                              resumed_blocks=len(done), warnings=plan.warnings)
     if runner.n_chips == 0:
         shutil.rmtree(work, ignore_errors=True)
         raise RasterError(
@@ -149,7 +160,7 @@ def tile(
     _finalize(plan, st.cfg, work, runner, sig, st.out)
     publish(work, st.out)
     return TileResult(st.out, runner.n_chips, runner.n_masks, plan.n_candidates, st.elapsed(),
-                      resumed_blocks=len(done_parts), warnings=plan.warnings)
+                      resumed_blocks=len(done), warnings=plan.warnings)
 
 
 def _up_to_date(out: Path, sig: str, overwrite: bool) -> bool:
@@ -167,15 +178,17 @@ def _up_to_date(out: Path, sig: str, overwrite: bool) -> bool:
     return False
 
 
-def _open_work(out: Path, sig: str) -> tuple[Path, list[pd.DataFrame]]:
+def _open_work(out: Path, sig: str, journal: str) -> tuple[Path, dict[int, pd.DataFrame]]:
     """The work folder ``out.partial`` and the blocks already done there (resumed when the signature matches).
 
-    The work folder is kept across interruptions so the next run resumes at the next block;
-    it is renamed onto ``out`` only when complete.
+    The work folder is kept across interruptions so the next run resumes where it stopped; it
+    is renamed onto ``out`` only when complete. ``journal`` is how blocks are recorded:
+    ``append`` (one process: one growing chip store, blocks done in order) or ``shards`` (Dask:
+    a chip store per block, done in any order). A run resumes only a work folder of its own kind.
     """
     work = partial_path(out)
-    done_parts = _resume_state(work, sig)
-    if not done_parts:
+    done = _resume_state(work, sig, journal)
+    if not done:
         if work.exists() and not made_by_riotvit(work):
             raise OutputExistsError(f"{work}: a folder riotvit did not make is in the way of its working folder; "
                                     "move or rename it, or choose another --out")
@@ -183,8 +196,8 @@ def _open_work(out: Path, sig: str) -> tuple[Path, list[pd.DataFrame]]:
             shutil.rmtree(work)
         work.mkdir(parents=True)
         (work / "parts").mkdir()
-        (work / "state.json").write_text(json.dumps({"signature": sig, "version": __version__}))
-    return work, done_parts
+        (work / "state.json").write_text(json.dumps({"signature": sig, "version": __version__, "journal": journal}))
+    return work, done
 
 
 def _existing_signature(out: Path) -> str | None:
@@ -197,21 +210,28 @@ def _existing_signature(out: Path) -> str | None:
         return "unreadable"
 
 
-def _resume_state(work: Path, sig: str) -> list[pd.DataFrame]:
-    """Completed parts of an interrupted run with the same signature (a prefix of the blocks)."""
+def _resume_state(work: Path, sig: str, journal: str) -> dict[int, pd.DataFrame]:
+    """Completed blocks of an interrupted run with the same signature and journal: index -> rows.
+
+    An ``append`` journal resumes after its prefix of complete blocks; a ``shards`` journal
+    keeps every block whose part was written.
+    """
     state = work / "state.json"
     if not state.is_file():
-        return []
+        return {}
     try:
-        if json.loads(state.read_text()).get("signature") != sig:
-            return []
+        st = json.loads(state.read_text())
     except (OSError, json.JSONDecodeError):
-        return []
-    parts = []
+        return {}
+    if st.get("signature") != sig or st.get("journal", "append") != journal:
+        return {}
+    if journal == "shards":
+        return done_shards(work)
+    parts = {}
     for i, p in enumerate(sorted((work / "parts").glob("block_*.parquet"))):
         if p.name != f"block_{i:06d}.parquet":
             break
-        parts.append(_part_frame(pd.read_parquet(p)))
+        parts[i] = part_frame(pd.read_parquet(p))
     return parts
 
 
@@ -230,10 +250,13 @@ class _Runner:
         self.masks = AppendArray(work / "masks.npy", np.uint8, (g.crop_px, g.crop_px), resume_items=n_masks)
         self.stats = BandStats(list(plan.band_names), self.dtype)
         self.stats_every = stats_stride(plan.n_candidates)
-        if n_chips:
-            self._restat(n_chips, n_masks, done)
+        if n_chips:  # resumption: the statistics of the blocks already on disk, added as they were cut
+            replay_stats(self.stats, done, stored(work / "chips.npy", self.dtype, (n_chips, c, g.crop_px, g.crop_px)),
+                         stored(work / "masks.npy", np.uint8, (n_masks, g.crop_px, g.crop_px)), self.stats_every)
         if cfg.write_geotiffs:
             (work / "geotiffs").mkdir(exist_ok=True)
+        self.sink = BlockSink(self.chips, self.masks, self.stats, self.stats_every,
+                              work / "geotiffs" if cfg.write_geotiffs else None)
 
     @property
     def n_chips(self) -> int:
@@ -242,24 +265,6 @@ class _Runner:
     @property
     def n_masks(self) -> int:
         return self.masks.n
-
-    def _restat(self, n_chips: int, n_masks: int, done: list[pd.DataFrame]) -> None:
-        """Rebuild the statistics from chips already on disk (resumption)."""
-        g = self.plan.grid
-        shape = (n_chips, len(self.plan.band_names), g.crop_px, g.crop_px)
-        chips = np.memmap(self.work / "chips.npy", self.dtype, "r", HEADER_BYTES, shape)
-        masks = np.memmap(self.work / "masks.npy", np.uint8, "r", HEADER_BYTES, (max(n_masks, 1), g.crop_px, g.crop_px)) if n_masks else None
-        df = pd.concat(done, ignore_index=True)
-        mi = df["mask_index"].to_numpy()
-        keep = np.flatnonzero(in_stats_sample(df["col"].to_numpy(), df["row"].to_numpy(), self.stats_every))
-        for a in range(0, keep.size, 256):
-            idx = keep[a : a + 256]
-            full = idx[mi[idx] < 0]
-            part = idx[mi[idx] >= 0]
-            if full.size:
-                self.stats.update(np.asarray(chips[full]), None)
-            if part.size:
-                self.stats.update(np.asarray(chips[part]), np.asarray(masks[mi[part]]).astype(bool))
 
     def close(self) -> None:
         self.chips.close()
@@ -284,7 +289,7 @@ class _Runner:
                 records: list[tuple] = []
                 for blk, band in items:
                     if band is not None:
-                        records.extend(self._emit_band(blk, band))
+                        records.extend(emit_band(plan, self.cfg, blk, band, self.sink))
                         continue
                     self._journal(blk, records)  # the block is complete
                     records = []
@@ -319,87 +324,35 @@ class _Runner:
         """Flush the block's chips, then record it: a rerun resumes after the last journalled block."""
         self.chips.flush()
         self.masks.flush()
-        part = _part_frame(pd.DataFrame.from_records(records, columns=_PART_COLUMNS))
+        part = part_frame(pd.DataFrame.from_records(records, columns=PART_COLUMNS))
         tmp = self.work / "parts" / f".block_{b.index:06d}.tmp"
         part.to_parquet(tmp, index=False)
         tmp.rename(self.work / "parts" / f"block_{b.index:06d}.parquet")
 
-    def _emit_band(self, b: Block, band) -> list[tuple]:
-        """Store the kept crops of every crop row of a band; return their records."""
-        g, cfg = self.plan.grid, self.cfg
-        group = self.plan.groups[b.group]
-        date = self.plan.sources[group[0]].date.isoformat()
-        recs: list[tuple] = []
-        for i, row in enumerate(band.rows):
-            cr = cut_row(band, i, len(b.cols), g, cfg.min_valid)
-            if cr is None:
-                continue
-            partial = cr.fractions < 1.0
-            first = self.chips.append(cr.chips)
-            mask_idx = np.full(cr.keep.size, -1, dtype=np.int64)
-            if partial.any():
-                mfirst = self.masks.append(cr.masks[partial].astype(np.uint8))
-                mask_idx[partial] = np.arange(mfirst, mfirst + int(partial.sum()))
-            cols = b.cols.start + cr.keep
-            sel = in_stats_sample(cols, row, self.stats_every)
-            if sel.any():
-                full, part = sel & ~partial, sel & partial
-                if full.any():
-                    self.stats.update(cr.chips[full], None)
-                if part.any():
-                    self.stats.update(cr.chips[part], cr.masks[part])
-            srcs = [self.plan.sources[group[k]].id for k in crop_sources(band, i, cr.xs, g, len(group))]
-            ids = g.crop_ids(cols, np.full(cr.keep.size, row))
-            recs += list(zip(ids, cols.tolist(), [row] * cr.keep.size, srcs, [date] * cr.keep.size,
-                             np.round(cr.fractions, 6).tolist(), range(first, first + cr.keep.size),
-                             mask_idx.tolist(), [b.index] * cr.keep.size))
-            if cfg.write_geotiffs:
-                for k in range(cr.keep.size):
-                    _write_crop_tif(self.work / "geotiffs" / f"{ids[k]}_{date}.tif", cr.chips[k], cr.masks[k], g,
-                                    int(cols[k]), row, self.plan.band_names)
-        return recs
 
-
-STATS_TARGET_CHIPS = 512
 READ_BUDGET_BYTES = 32 << 20  # pixels of one read band (data + mask + source index)
 
 
-def stats_stride(n_candidates: int) -> int:
-    """Keep about ``STATS_TARGET_CHIPS`` crops in the statistics sample (all of a small set)."""
-    return max(1, n_candidates // STATS_TARGET_CHIPS)
-
-
-def in_stats_sample(cols: np.ndarray, rows: np.ndarray | int, every: int) -> np.ndarray:
-    """Deterministic, position-based sample of crops for the band statistics.
-
-    A crop is in the sample when ``(col + 7919 * row) % every == 0``; with ``every == 1`` every
-    crop is. Being a function of the crop's place, the sample is the same on a resumed run.
-    """
-    cols = np.asarray(cols, dtype=np.int64)
-    return ((cols + 7919 * np.asarray(rows, dtype=np.int64)) % every) == 0
-
-
-def _write_crop_tif(path: Path, chip: np.ndarray, mask: np.ndarray, grid, col: int, row: int, names) -> None:
-    profile = dict(driver="GTiff", width=grid.crop_px, height=grid.crop_px, count=chip.shape[0], dtype=chip.dtype,
-                   crs=grid.crs, transform=grid.crop_transform(col, row), compress="deflate")
-    with rasterio.Env(GDAL_TIFF_INTERNAL_MASK=True), rasterio.open(path, "w", **profile) as dst:
-        dst.write(chip)
-        dst.write_mask((mask * 255).astype(np.uint8))
-        dst.descriptions = tuple(names)
+def stored(path: Path, dtype, shape: tuple[int, ...]) -> np.ndarray | None:
+    """The first ``shape[0]`` items of an append store being written (its header may not say so yet)."""
+    if shape[0] == 0:
+        return None
+    return np.memmap(path, dtype, "r", HEADER_BYTES, shape)
 
 
 def _finalize(plan: TilePlan, cfg: TileConfig, work: Path, runner: _Runner, sig: str, out: Path) -> None:
     """Merge the block parts into ``tiles.parquet``, write ``tileset.json`` and drop the resume state."""
     runner.close()
-    df = _tiles_table(plan, work)
+    df = _tiles_table(plan, work, getattr(runner, "parts", None))
     write_json(work / "tileset.json", tileset_meta(plan, cfg, df, runner, sig, out).to_dict())
     shutil.rmtree(work / "parts")
     (work / "state.json").unlink()
 
 
-def _tiles_table(plan: TilePlan, work: Path) -> pd.DataFrame:
+def _tiles_table(plan: TilePlan, work: Path, parts: list[pd.DataFrame] | None = None) -> pd.DataFrame:
     """Write ``tiles.parquet`` (one row per crop, with its footprint) from the block parts; return its rows."""
-    parts = [_part_frame(pd.read_parquet(p)) for p in sorted((work / "parts").glob("block_*.parquet"))]
+    if parts is None:
+        parts = [part_frame(pd.read_parquet(p)) for p in sorted((work / "parts").glob("block_*.parquet"))]
     df = pd.concat(parts, ignore_index=True)
     g = plan.grid
     fp = g.footprints(df["col"].to_numpy(), df["row"].to_numpy())

@@ -11,7 +11,8 @@ from rasterio.windows import Window
 
 from riotvit.grid import CropGrid
 from riotvit.tile.plan import SourceSpec, TileConfig, plan_tiles
-from riotvit.tile.tiler import in_stats_sample, tile
+from riotvit.tile.blockwork import in_stats_sample
+from riotvit.tile.tiler import tile
 from riotvit.tile.tileset import TileSet
 
 pytestmark = pytest.mark.real
