@@ -136,13 +136,14 @@ def tile(
         info = TileSetMeta.read_json(st.out / "tileset.json")
         return TileResult(st.out, info.n_crops, info.chips.n_masked, plan.n_candidates, 0.0, up_to_date=True)
     on_dask = cluster is not None and (not isinstance(cluster, ClusterConfig) or cluster.enabled)
-    work, done = _open_work(st.out, sig, "shards" if on_dask else "append")
     if on_dask:
-        with dask_client(cluster) as client:
+        with dask_client(cluster) as client:  # connected before the work folder is made: no scheduler, nothing written
+            work, done = _open_work(st.out, sig, "shards")
             runner = run_on_dask(client, plan, st.cfg, work, st.rep, done, READ_BUDGET_BYTES, stop_after_blocks)
         if runner is None:  # stopped early, as if interrupted
             return TileResult(work, 0, 0, plan.n_candidates, st.elapsed(), resumed_blocks=len(done), warnings=plan.warnings)
     else:
+        work, done = _open_work(st.out, sig, "append")
         runner = _Runner(plan, st.cfg, work, st.rep, list(done.values()))
         try:
             n_blocks_done = runner.run(stop_after_blocks)

@@ -131,3 +131,27 @@ def test_cluster_config_runs_a_local_cluster(tmp_path, rasters):
     _same(one.path, two.path)
     t = gpd.read_parquet(two.path / "tiles.parquet")
     assert len(t) == one.n_crops and t.crs.to_epsg() == 32637
+
+
+def test_cli_tile_on_workers_and_scheduler_errors(tmp_path, rasters):
+    from typer.testing import CliRunner
+
+    from riotvit.cli import app
+
+    runner = CliRunner()
+    r = runner.invoke(app, ["tile", str(rasters[0]), "--out", str(tmp_path / "ts"), "--crop-m", "96", "--crop-px", "32",
+                            "--workers", "2", "--json"])
+    assert r.exit_code == 0, r.output
+    import json
+
+    s = json.loads(r.stdout)
+    # 20 x 14 crops, less the 11 that the nodata hole leaves under half valid
+    assert s["ran_on"] == "local Dask cluster, 2 worker processes" and s["crops"] == 20 * 14 - 11
+    r = runner.invoke(app, ["tile", str(rasters[0]), "--out", str(tmp_path / "x"), "--scheduler", "tcp://127.0.0.1:9"])
+    assert r.exit_code != 0 and "Traceback" not in r.output
+    line = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert len(line) == 1 and "--scheduler tcp://127.0.0.1:9: no Dask scheduler answers there" in r.output
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.partial").exists()
+    r = runner.invoke(app, ["tile", str(rasters[0]), "--out", str(tmp_path / "x"), "--scheduler", "tcp://h:1",
+                            "--workers", "2"])
+    assert r.exit_code != 0 and "either workers" in r.output and "Traceback" not in r.output
