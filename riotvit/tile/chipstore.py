@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 HEADER_BYTES = 128  # fixed, so the data offset never moves while appending
+COPY_BYTES = 16 << 20  # chunk of a store-to-store copy
 
 
 def npy_header(dtype: np.dtype, shape: tuple[int, ...]) -> bytes:
@@ -54,6 +55,22 @@ class AppendArray:
         first = self.n
         self._f.write(np.ascontiguousarray(items, dtype=self.dtype).data)
         self.n += items.shape[0]
+        return first
+
+    def append_store(self, path: Path, n_items: int) -> int:
+        """Append the ``n_items`` items of another store of the same dtype and item shape, copying its
+        bytes (no decoding, no array); returns the index of the first one."""
+        first = self.n
+        with open(path, "rb") as src:
+            src.seek(HEADER_BYTES)
+            left = n_items * self.item_bytes
+            while left:
+                buf = src.read(min(left, COPY_BYTES))
+                if not buf:
+                    raise ValueError(f"{path}: store ends {left} bytes early")
+                self._f.write(buf)
+                left -= len(buf)
+        self.n += n_items
         return first
 
     def flush(self) -> None:

@@ -41,8 +41,6 @@ from riotvit.tile.plan import Block, TileConfig, TilePlan
 from riotvit.tile.reader import GridReader
 from riotvit.tile.stats import BandStats
 
-COPY_ITEMS = 1024  # crops copied at a time while stitching
-
 
 def part_path(work: Path, index: int, what: str = "parquet") -> Path:
     """A block's part (``parquet``) or shard (``chips.npy``, ``masks.npy``) in the work folder."""
@@ -139,10 +137,7 @@ def stitch(plan: TilePlan, work: Path) -> Stitched:
             df = part_frame(pd.read_parquet(part_path(work, b.index)))
             c0, m0 = chips.n, masks.n
             for store, shard in ((chips, part_path(work, b.index, "chips.npy")), (masks, part_path(work, b.index, "masks.npy"))):
-                a = open_array(shard)
-                for k in range(0, a.shape[0], COPY_ITEMS):
-                    store.append(np.asarray(a[k : k + COPY_ITEMS]))
-                del a
+                store.append_store(shard, int(np.load(shard, mmap_mode="r").shape[0]))
             df["chip_index"] += c0
             df.loc[df["mask_index"] >= 0, "mask_index"] += m0
             parts.append(df)
