@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from riotvit.cli._common import (
@@ -44,6 +43,7 @@ Examples:
 
 @handle_errors
 def train_command(
+    ctx: typer.Context,
     tileset: Annotated[Path, typer.Argument(help="Tile set folder (riotvit tile).")],
     samples: Annotated[Path, typer.Argument(help="samples.parquet (riotvit join).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for the model bundle.")],
@@ -108,7 +108,7 @@ def train_command(
 
         check_world(cfg.data.batch_size, nproc, "--batch-size" if batch_size else "data.batch_size")
         refuse_existing(out, overwrite, "model bundle")
-        raise typer.Exit(launch(nproc, rank_args(click.get_current_context()), echo=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)))
+        raise typer.Exit(launch(nproc, rank_args(ctx), echo=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)))
     try:
         res = train(tileset, samples, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out))
     except DistError:  # another rank failed first and reports it (riotvit.train.launch)
@@ -128,14 +128,14 @@ def train_command(
                   f"{res.images_per_s:,.0f} img/s on {res.device}; see metrics.md, model_card.md, history.png")
 
 
-def rank_args(ctx: click.Context) -> list[str]:
+def rank_args(ctx: typer.Context) -> list[str]:
     """The command line of each DDP rank: the options given to this command, without ``--nproc``."""
     args: list[str] = []
     for p in ctx.command.params:
         v = ctx.params.get(p.name)
         if p.name == "nproc" or v is None or v is False:
             continue
-        if isinstance(p, click.Argument):
+        if p.param_type_name == "argument":
             args.append(str(v))
         elif getattr(p, "is_flag", False):
             args.append(p.opts[0])

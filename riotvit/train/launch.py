@@ -3,9 +3,10 @@
 torchrun (``torch.distributed.run``) is the engine: it starts ``python -m riotvit.train ARGS``
 N times on this machine (``--standalone``), each as one DDP rank (:mod:`riotvit.train.ddp`),
 and waits. It runs in this process so that its own logs and its failure traceback stay quiet:
-rank 0's progress and errors reach the terminal as in a single-process run, the other ranks'
-stderr goes to a temporary folder, and when a rank other than 0 fails its one-line error is
-printed once.
+rank 0's progress and errors reach the terminal as in a single-process run (and are copied to
+a temporary folder), the other ranks' stderr goes only to that folder, and when rank 0 did not
+print an error, the first failing rank's one-line error is printed: once, however many ranks
+failed.
 """
 
 from __future__ import annotations
@@ -20,10 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 LOGS_ENV = "RIOTVIT_DDP_LOGS"
-"""Where ranks other than 0 write their stderr (``rank{N}.log``), set by :func:`launch`."""
-
-OWN_EXITS = (1, 2, 3)
-"""Exit codes of a rank that reported its own failure (riotvit's error exits; 3: a peer failed)."""
+"""Where the ranks copy their stderr (``rank{N}.log``), set by :func:`launch`."""
 
 
 def launched() -> bool:
@@ -31,11 +29,31 @@ def launched() -> bool:
     return "LOCAL_RANK" in os.environ and "WORLD_SIZE" in os.environ
 
 
-def quiet_rank_stderr() -> None:
-    """In a rank other than 0 started by :func:`launch`, send stderr to the launcher's log folder."""
+class _Tee:
+    """A text stream that also copies what is written to a file (rank 0's stderr)."""
+
+    def __init__(self, stream, copy):
+        self._stream, self._copy = stream, copy
+
+    def write(self, text: str) -> int:
+        self._copy.write(text)
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._copy.flush()
+        self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+def log_rank_stderr() -> None:
+    """In a rank started by :func:`launch`: stderr to the launcher's log folder (rank 0: also the terminal)."""
     logs, rank = os.environ.get(LOGS_ENV), int(os.environ.get("RANK", "0"))
-    if logs and rank:
-        sys.stderr = open(Path(logs) / f"rank{rank}.log", "w", buffering=1, encoding="utf-8")  # noqa: SIM115
+    if not logs:
+        return
+    log = open(Path(logs) / f"rank{rank}.log", "w", buffering=1, encoding="utf-8")  # noqa: SIM115 (lives with the process)
+    sys.stderr = _Tee(sys.stderr, log) if rank == 0 else log
 
 
 @contextmanager
@@ -87,21 +105,27 @@ def launch(nproc: int, args: list[str], module: str = "riotvit.train", echo=None
         shutil.rmtree(logs, ignore_errors=True)
 
 
+def _lines(log: Path) -> list[str]:
+    if not log.is_file():
+        return []
+    return [ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()]
+
+
 def _report(e, logs: Path, echo) -> int:
-    """The failing rank's exit code; its one-line error echoed unless rank 0 printed its own."""
+    """The first failing rank's exit code; its one-line error echoed unless rank 0 printed one."""
     failures = {int(r): f for r, f in e.failures.items()}
-    own = failures.get(0)
-    if own is not None and own.exitcode in OWN_EXITS[:2]:
-        return own.exitcode  # rank 0 printed its error on the terminal already
-    r = min((r for r in failures if r), default=min(failures))
+    exited = [r for r in sorted(failures) if failures[r].exitcode > 0]  # not stopped by torchrun
+    r = exited[0] if exited else min(failures)
     f = failures[r]
-    log = logs / f"rank{r}.log"
-    lines = [ln for ln in log.read_text(encoding="utf-8", errors="replace").splitlines() if ln.strip()] \
-        if log.is_file() else []
+    code = f.exitcode if f.exitcode > 0 else 1
+    if any(ln.startswith("error:") for ln in _lines(logs / "rank0.log")):
+        return code  # rank 0 printed its error on the terminal
+    lines = _lines(logs / f"rank{r}.log")
     error = next((ln for ln in lines if ln.startswith("error:")), None)
     if error is None:
         how = f"was killed by signal {-f.exitcode}" if f.exitcode < 0 else f"exited with code {f.exitcode}"
+        how += " (out of memory?)" if f.exitcode == -9 else ""
         error = (f"error: training rank {r} {how}" + (f": {lines[-1]}" if lines else "")
                  + "; rerun without --nproc to see the error of a single process")
     echo(error)
-    return f.exitcode if f.exitcode > 0 else 1
+    return code
