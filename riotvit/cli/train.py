@@ -75,10 +75,10 @@ def train_command(
 
     When the samples hold several image dates, evaluation is forward in time (rolling origin x spatial blocks): for the last test origin t (or eval.origins), one model per held-out block fold trains only on origins whose label windows end by t, is stacked on the history + census baseline's log-odds and calibrated on the validation fold of the latest training origin, and is scored next to persistence, history + census and prevalence on the same crops, also on onset cells (no riot in the year before t). The fold models form the shipped ensemble; if the image does not help on validation, the forecast is history + census and the table says so. With one date, evaluation holds out spatial blocks (the samples table's test fold) instead. Writes model.safetensors, bundle.json, metrics.json/.md, history.csv/.png, reliability.png, background samples and model_card.md. An interrupted run resumes from its last epoch when rerun.
     """
-    from torch.distributed import DistError
 
     from riotvit.config import build_config, validate
     from riotvit.train.config import TrainConfig
+    from riotvit.train.ddp import lost_peer
     from riotvit.train.launch import launch, launched
     from riotvit.train.trainer import train
 
@@ -111,8 +111,10 @@ def train_command(
         raise typer.Exit(launch(nproc, rank_args(ctx), echo=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)))
     try:
         res = train(tileset, samples, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out))
-    except DistError:  # another rank failed first and reports it (riotvit.train.launch)
-        raise typer.Exit(3) from None
+    except RuntimeError as e:
+        if launched() and lost_peer(e):  # another rank failed first and reports it (riotvit.train.launch)
+            raise typer.Exit(3) from None
+        raise
     if res.table is None:  # a DDP rank other than 0: rank 0 reports
         return
     if json_out:

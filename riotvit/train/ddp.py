@@ -18,6 +18,7 @@ resume every rank exactly.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -80,6 +81,14 @@ def process_group(device: str) -> Iterator[None]:
         dist.barrier()
     finally:
         dist.destroy_process_group()
+
+
+_PEER_LOST = re.compile(r"gloo|nccl|connection (reset|closed|refused)|by peer|broken pipe|timed out", re.I)
+
+
+def lost_peer(error: BaseException) -> bool:
+    """``error`` is a collective failing because another rank failed (that rank reports its own error)."""
+    return isinstance(error, dist.DistError) or (isinstance(error, RuntimeError) and bool(_PEER_LOST.search(str(error))))
 
 
 def barrier() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -114,8 +115,8 @@ def _lines(log: Path) -> list[str]:
 def _report(e, logs: Path, echo) -> int:
     """The first failing rank's exit code; its one-line error echoed unless rank 0 printed one."""
     failures = {int(r): f for r, f in e.failures.items()}
-    exited = [r for r in sorted(failures) if failures[r].exitcode > 0]  # not stopped by torchrun
-    r = exited[0] if exited else min(failures)
+    # the first rank that failed by itself: it exited with an error, or died of a signal torchrun did not send
+    r = min(failures, key=lambda k: (failures[k].exitcode <= 0, failures[k].exitcode == -signal.SIGTERM, k))
     f = failures[r]
     code = f.exitcode if f.exitcode > 0 else 1
     if any(ln.startswith("error:") for ln in _lines(logs / "rank0.log")):
@@ -125,7 +126,8 @@ def _report(e, logs: Path, echo) -> int:
     if error is None:
         how = f"was killed by signal {-f.exitcode}" if f.exitcode < 0 else f"exited with code {f.exitcode}"
         how += " (out of memory?)" if f.exitcode == -9 else ""
-        error = (f"error: training rank {r} {how}" + (f": {lines[-1]}" if lines else "")
+        last = f": {lines[-1]}" if lines and r else ""  # rank 0's log ends with its progress
+        error = (f"error: training rank {r} {how}{last}"
                  + "; rerun without --nproc to see the error of a single process")
     echo(error)
     return code

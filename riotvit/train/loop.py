@@ -184,7 +184,7 @@ def fit(
         model.train()
         loss_fn.train()
         batches = epoch_batches(train_rows, riot, cfg.data.batch_size, rng, cfg.data.riot_balance_ratio, rank, world)
-        rep.start(sum(b.size for b in batches), f"epoch {epoch + 1}/{cfg.optim.epochs}", unit="img")
+        rep.start(sum(b.size for b in batches) * world, f"epoch {epoch + 1}/{cfg.optim.epochs}", unit="img")
         t0 = time.perf_counter()
         tot, n = 0.0, 0
         for b in batcher.iterate(batches, train=cfg.data.augment, gen=gen, brightness=cfg.data.brightness):
@@ -201,7 +201,7 @@ def fit(
             sched.step_update(updates)
             tot += float(losses["loss"].detach()) * b.rows.size
             n += b.rows.size
-            rep.advance(b.rows.size)
+            rep.advance(b.rows.size * world)  # rank 0 shows the global batch (within a row per rank)
         rep.stop()
         dt = time.perf_counter() - t0
         tot, n = ddp.sum_values([tot, n])  # the global batch's loss and rows

@@ -146,10 +146,17 @@ def test_a_failed_rank_is_reported_once_in_one_line(tmp_path):
     (tmp_path / "rank0.log").write_text("epoch 1 ...\nerror: /x/samples.parquet: bad\n")
     assert _report(SimpleNamespace(failures={1: _failure(2)}), tmp_path, said.append) == 2
     assert said == []
-    # a rank killed without a word: which rank, how, and what to do
-    assert _report(SimpleNamespace(failures={1: _failure(-9)}), tmp_path / "none", said.append) == 1
+    # a rank killed without a word (and rank 0 stopped by torchrun): which rank, how, and what to do
+    assert _report(SimpleNamespace(failures={0: _failure(-15), 1: _failure(-9)}), tmp_path / "none", said.append) == 1
     assert said == ["error: training rank 1 was killed by signal 9 (out of memory?); rerun without --nproc to see "
                     "the error of a single process"]
+
+
+def test_a_rank_whose_peer_failed_stays_quiet():
+    lost = "[../third_party/gloo/gloo/transport/tcp/pair.cc:545] Read error [127.0.0.1]:18648: Connection reset by peer"
+    assert ddp.lost_peer(RuntimeError(lost))
+    assert not ddp.lost_peer(RuntimeError("mat1 and mat2 shapes cannot be multiplied (4x3 and 5x2)"))
+    assert not ddp.lost_peer(ConfigError("data.batch_size: bad"))
 
 
 def test_nproc_passes_the_same_arguments_to_every_rank(monkeypatch, tmp_path):
