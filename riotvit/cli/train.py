@@ -108,7 +108,10 @@ def train_command(
 
         check_world(cfg.data.batch_size, nproc, "--batch-size" if batch_size else "data.batch_size")
         refuse_existing(out, overwrite, "model bundle")
-        raise typer.Exit(launch(nproc, rank_args(ctx), echo=lambda line: console.print(line, markup=False, highlight=False, soft_wrap=True)))
+        job = launch(nproc, rank_args(ctx))
+        if job.error and not job.shown:  # the failing rank's error, once
+            console.print(job.error, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(job.code)
     try:
         res = train(tileset, samples, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out))
     except RuntimeError as e:

@@ -11,9 +11,9 @@ def main(argv: list[str] | None = None) -> None:
     import typer
 
     from riotvit.cli.train import TRAIN_EXAMPLES, train_command
-    from riotvit.train.launch import log_rank_stderr
+    from riotvit.train.launch import log_rank_output
 
-    log_rank_stderr()
+    log_rank_output()
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command(epilog=TRAIN_EXAMPLES)(train_command)
     app(args=argv, prog_name="python -m riotvit.train")

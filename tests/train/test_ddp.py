@@ -31,7 +31,7 @@ from riotvit.errors import ConfigError
 from riotvit.train import ddp
 from riotvit.train.bundle import Bundle
 from riotvit.train.data import epoch_batches
-from riotvit.train.launch import _report
+from riotvit.train.launch import Launch, _report
 
 REPO = Path(__file__).resolve().parents[2]
 AUPR_TOLERANCE = 0.1
@@ -137,19 +137,17 @@ def _failure(exitcode: int) -> SimpleNamespace:
 
 
 def test_a_failed_rank_is_reported_once_in_one_line(tmp_path):
-    said: list[str] = []
     (tmp_path / "rank1.log").write_text("a warning of rank 1\nerror: /x/samples.parquet: bad\n")
     # rank 1 failed first and rank 0 was stopped before it said anything: rank 1's error line, its exit code
-    assert _report(SimpleNamespace(failures={1: _failure(2)}), tmp_path, said.append) == 2
-    assert said == ["error: /x/samples.parquet: bad"]
-    said.clear()  # rank 0 printed its own error on the terminal (and in its log): nothing more
+    job = _report(SimpleNamespace(failures={1: _failure(2)}), tmp_path)
+    assert job == Launch(2, "error: /x/samples.parquet: bad", shown=False)
+    # rank 0 printed its own error on the terminal (and in its log): not again
     (tmp_path / "rank0.log").write_text("epoch 1 ...\nerror: /x/samples.parquet: bad\n")
-    assert _report(SimpleNamespace(failures={1: _failure(2)}), tmp_path, said.append) == 2
-    assert said == []
+    assert _report(SimpleNamespace(failures={1: _failure(2)}), tmp_path).shown
     # a rank killed without a word (and rank 0 stopped by torchrun): which rank, how, and what to do
-    assert _report(SimpleNamespace(failures={0: _failure(-15), 1: _failure(-9)}), tmp_path / "none", said.append) == 1
-    assert said == ["error: training rank 1 was killed by signal 9 (out of memory?); rerun without --nproc to see "
-                    "the error of a single process"]
+    job = _report(SimpleNamespace(failures={0: _failure(-15), 1: _failure(-9)}), tmp_path / "none")
+    assert job == Launch(1, "error: training rank 1 was killed by signal 9 (out of memory?); rerun without --nproc "
+                            "to see the error of a single process")
 
 
 def test_a_rank_whose_peer_failed_stays_quiet():
@@ -166,12 +164,12 @@ def test_nproc_passes_the_same_arguments_to_every_rank(monkeypatch, tmp_path):
 
     def fake(nproc, args, **kw):
         seen.update(nproc=nproc, args=args)
-        return 7
+        return launch.Launch(7, "error: rank 1 says no")
 
     monkeypatch.setattr(launch, "launch", fake)
     res = CliRunner().invoke(app, ["train", "tiles", "s.parquet", "--out", str(tmp_path / "m"), "--epochs", "3",
                                    "--batch-size", "32", "--nproc", "2", "--quiet"])
-    assert res.exit_code == 7, res.output
+    assert res.exit_code == 7 and res.output.strip() == "error: rank 1 says no"
     assert seen == {"nproc": 2, "args": ["tiles", "s.parquet", "--out", str(tmp_path / "m"), "--epochs", "3",
                                          "--batch-size", "32", "--quiet"]}
 
@@ -257,3 +255,18 @@ def test_nproc_reports_a_rank_error_once(world, config, tmp_path):
     lines = [ln for ln in (done.stdout + done.stderr).splitlines() if ln.strip()]
     assert len(lines) == 1 and lines[0].startswith("error: ") and "rerun riotvit join on this tile set" in lines[0]
     assert not (tmp_path / "m").exists() and not (tmp_path / "m.partial").exists()
+
+
+@pytest.mark.slow
+def test_the_library_trains_on_ranks_quietly_and_reads_the_result_back(world, config, tmp_path, capfd):
+    from riotvit.train.launch import train_distributed
+
+    with pytest.raises(ConfigError, match="does not split evenly over 3 processes"):
+        train_distributed(world.tiles, world.samples, tmp_path / "m", config[0], 3)
+    res = train_distributed(world.tiles, world.samples, tmp_path / "m", config[0], 2)
+    out, err = capfd.readouterr()
+    assert "epoch" not in out + err and "riotvit metrics" not in out + err  # the ranks ran quietly
+    meta = Bundle.open(tmp_path / "m").meta
+    assert res.path == tmp_path / "m" and res.epochs_run == EPOCHS == meta["training"]["epochs_run"]
+    assert res.best_epoch == meta["training"]["best_epoch"] and res.device == "cpu"
+    assert res.metrics == json.loads((tmp_path / "m" / "metrics.json").read_text()) and "riotvit" in res.table_markdown
