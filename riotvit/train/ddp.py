@@ -6,6 +6,11 @@ model is wrapped in ``DistributedDataParallel`` (gradients averaged over ranks),
 are scored in shards and gathered, and rank 0's validation metrics decide early stopping for all
 (:func:`broadcast_values`), so no rank waits for a step the others skip. Only rank 0 writes.
 
+Gradients: DDP averages the ranks' mean losses. That is the global batch's mean loss when the
+ranks hold as many rows each (every balanced batch, every full one) and no target is missing (the
+losses are means over known targets); in a last, uneven batch the rows of the smaller share weigh
+slightly more. Class weights multiply each row's loss, so they keep their meaning.
+
 Every helper is a no-op outside a process group of two or more ranks, so a single-process run
 does exactly what it did before DDP existed. Backends: gloo on CPU, nccl on CUDA (one GPU per
 rank, ``cuda:LOCAL_RANK``). Tensor collectives only: nothing is pickled between ranks.
