@@ -4,8 +4,8 @@ The comparison with a single process uses the same seed and the same *global* ba
 (``data.batch_size`` 32: 16 crops per rank). The runs are not bit-identical: each rank draws the
 augmentation and dropout of its 16 crops from the seed's stream (a single process draws 32 at once)
 and gradients are summed in another order. Measured on the 2-core CPU: best validation AUPR
-0.8926 (2 ranks) vs 0.8887 (1 process), per-epoch gaps at most 0.023, validation losses within
-1.5%. The validation fold holds 33 crops, 11 with riots, where swapping one riot crop with a
+0.8926 (2 ranks) vs 0.8887 (1 process), per-epoch gaps at most 0.016 over these 4 epochs (0.023
+over 6), validation losses within 1.5%. The validation fold holds 33 crops, 11 with riots, where swapping one riot crop with a
 non-riot one in the ranking moves AUPR by 0.02-0.05; the tolerance is 0.1 (two such swaps).
 """
 
