@@ -28,6 +28,8 @@ Examples:
   riotvit train runs/tiles runs/samples.parquet --out runs/vit --config configs/train_default.yaml --epochs 40
 
   riotvit train runs/tiles runs/samples.parquet --out runs/model --backbone vit_base_patch16_224 --fusion film
+
+  riotvit train runs/tiles runs/samples.parquet --out runs/model --config configs/train_tiny.yaml --nproc 2
 """
 
 EVAL_EXAMPLES = """
@@ -41,6 +43,7 @@ Examples:
 
 @handle_errors
 def train_command(
+    ctx: typer.Context,
     tileset: Annotated[Path, typer.Argument(help="Tile set folder (riotvit tile).")],
     samples: Annotated[Path, typer.Argument(help="samples.parquet (riotvit join).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Run folder for the model bundle.")],
@@ -61,13 +64,22 @@ def train_command(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing run folder.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the metrics as JSON.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
+    nproc: Annotated[int, typer.Option(
+        "--nproc", min=1,
+        help="Train with this many processes on this machine (torch DDP started by torchrun: gloo on CPU, one "
+        "GPU each with nccl on CUDA). --batch-size stays the global batch, shared evenly, so it must be a multiple. "
+        "E.g. --nproc 2 on a 2-core CPU, --nproc 4 on 4 GPUs; torchrun --nproc_per_node=4 -m riotvit.train ARGS "
+        "does the same.")] = 1,
 ) -> None:
     """Train a timm Vision Transformer with metadata fusion and multi-task heads, then evaluate it honestly.
 
     When the samples hold several image dates, evaluation is forward in time (rolling origin x spatial blocks): for the last test origin t (or eval.origins), one model per held-out block fold trains only on origins whose label windows end by t, is stacked on the history + census baseline's log-odds and calibrated on the validation fold of the latest training origin, and is scored next to persistence, history + census and prevalence on the same crops, also on onset cells (no riot in the year before t). The fold models form the shipped ensemble; if the image does not help on validation, the forecast is history + census and the table says so. With one date, evaluation holds out spatial blocks (the samples table's test fold) instead. Writes model.safetensors, bundle.json, metrics.json/.md, history.csv/.png, reliability.png, background samples and model_card.md. An interrupted run resumes from its last epoch when rerun.
     """
+
     from riotvit.config import build_config, validate
     from riotvit.train.config import TrainConfig
+    from riotvit.train.ddp import lost_peer
+    from riotvit.train.launch import launch, launched
     from riotvit.train.trainer import train
 
     out_folder(out)
@@ -90,7 +102,24 @@ def train_command(
     from riotvit.train.models.backbone import check_model_config
 
     check_model_config(cfg.model)  # before train() opens its work folder
-    res = train(tileset, samples, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out))
+    if nproc > 1 and not launched():
+        from riotvit.io import refuse_existing
+        from riotvit.train.ddp import check_world
+
+        check_world(cfg.data.batch_size, nproc, "--batch-size" if batch_size else "data.batch_size")
+        refuse_existing(out, overwrite, "model bundle")
+        job = launch(nproc, rank_args(ctx))
+        if job.error and not job.shown:  # the failing rank's error, once
+            console.print(job.error, markup=False, highlight=False, soft_wrap=True)
+        raise typer.Exit(job.code)
+    try:
+        res = train(tileset, samples, out, cfg, overwrite=overwrite, reporter=RichReporter(quiet=quiet or json_out))
+    except RuntimeError as e:
+        if launched() and lost_peer(e):  # another rank failed first and reports it (riotvit.train.launch)
+            raise typer.Exit(3) from None
+        raise
+    if res.table is None:  # a DDP rank other than 0: rank 0 reports
+        return
     if json_out:
         print_json(res.metrics)
         return
@@ -102,6 +131,22 @@ def train_command(
         console.print(f"shipped: {sel['model']} ({sel['why']})")
     console.print(f"[green]wrote[/] {res.path}: best epoch {res.best_epoch}/{res.epochs_run}, {res.seconds:.0f} s, "
                   f"{res.images_per_s:,.0f} img/s on {res.device}; see metrics.md, model_card.md, history.png")
+
+
+def rank_args(ctx: typer.Context) -> list[str]:
+    """The command line of each DDP rank: the options given to this command, without ``--nproc``."""
+    args: list[str] = []
+    for p in ctx.command.params:
+        v = ctx.params.get(p.name)
+        if p.name == "nproc" or v is None or v is False:
+            continue
+        if p.param_type_name == "argument":
+            args.append(str(v))
+        elif getattr(p, "is_flag", False):
+            args.append(p.opts[0])
+        else:
+            args += [p.opts[0], str(v)]
+    return args
 
 
 @handle_errors

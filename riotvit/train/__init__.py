@@ -7,6 +7,8 @@ Modules:
 - ``data`` and ``augment``: batches from the chip store, normalisation, dihedral views.
 - ``loop``: the epoch loop with checkpoints and early stopping.
 - ``trainer``: the stage (``train``): folds, baselines, calibration, the bundle.
+- ``ddp``, ``launch``, ``__main__``: DDP training on several processes or GPUs (``torchrun -m
+  riotvit.train``, ``riotvit train --nproc N``, ``train_distributed``).
 - ``evaluate``: ``evaluate_bundle`` re-scores a bundle on its (or another) tile set.
 - ``splits``: the train / validation / test rows every evaluation shares (spatial, temporal).
 - ``metrics``, ``baselines``, ``calibration``: scores, the prevalence and history+census
@@ -21,6 +23,7 @@ from riotvit.lazy import callable_package, lazy_exports
 
 _EXPORTS = {
     "train": "riotvit.train.trainer",
+    "train_distributed": "riotvit.train.launch",
     "TrainResult": "riotvit.train.trainer",
     "TrainConfig": "riotvit.train.config",
     "evaluate_bundle": "riotvit.train.evaluate",

@@ -189,7 +189,7 @@ class ChipBatcher:
 
 def epoch_batches(
     rows: np.ndarray, labels: np.ndarray | None, batch_size: int, rng: np.random.Generator,
-    balance_ratio: float | None = None,
+    balance_ratio: float | None = None, rank: int = 0, world: int = 1,
 ) -> list[np.ndarray]:
     """Shuffled batches over ``rows`` for one epoch.
 
@@ -197,16 +197,24 @@ def epoch_batches(
     from their own shuffled pools, each cycled as needed, so every batch holds
     ``round(ratio * batch_size)`` riot crops; the epoch still has ``ceil(len(rows) / batch_size)``
     batches.
+
+    Under DDP (``world`` processes) ``batch_size`` is the global batch: every rank builds the same
+    global batches from the same ``rng`` and keeps its share (:func:`shard_batch`), so the ranks'
+    batches are disjoint and together are the global batch. A balanced batch then holds
+    ``world * round(ratio * batch_size / world)`` riot crops, so each rank gets
+    ``round(ratio * batch_size / world)``; a last batch of fewer than ``world`` rows is dropped
+    (every rank must take the same number of steps). ``world = 1`` is the single-process sampler.
     """
     rows = np.asarray(rows)
     n_batches = max(1, int(np.ceil(rows.size / batch_size)))
     if balance_ratio is None or labels is None:
         perm = rng.permutation(rows)
-        return [perm[i * batch_size : (i + 1) * batch_size] for i in range(n_batches) if i * batch_size < perm.size]
+        out = [perm[i * batch_size : (i + 1) * batch_size] for i in range(n_batches) if i * batch_size < perm.size]
+        return shard_batches(out, labels, rank, world)
     pos, neg = rows[labels[rows] > 0], rows[labels[rows] <= 0]
-    k = int(round(balance_ratio * batch_size))
+    k = world * int(round(balance_ratio * batch_size / world))
     if pos.size == 0 or neg.size == 0:
-        return epoch_batches(rows, None, batch_size, rng)
+        return epoch_batches(rows, None, batch_size, rng, rank=rank, world=world)
 
     def stream(pool: np.ndarray, n: int) -> np.ndarray:
         reps = int(np.ceil(n / pool.size))
@@ -218,7 +226,27 @@ def epoch_batches(
     for i in range(n_batches):
         b = np.concatenate([p[i * k : (i + 1) * k], q[i * (batch_size - k) : (i + 1) * (batch_size - k)]])
         out.append(rng.permutation(b))
-    return out
+    return shard_batches(out, labels, rank, world)
+
+
+def shard_batches(batches: list[np.ndarray], labels: np.ndarray | None, rank: int, world: int) -> list[np.ndarray]:
+    """Rank ``rank``'s share of each global batch (all of them when ``world`` is 1)."""
+    if world == 1:
+        return batches
+    return [shard_batch(b, labels, rank, world) for b in batches if b.size >= world]
+
+
+def shard_batch(batch: np.ndarray, labels: np.ndarray | None, rank: int, world: int) -> np.ndarray:
+    """Rank ``rank``'s share of one global batch: riot crops are dealt first, then the others.
+
+    Dealing round-robin over ``[riot crops..., other crops...]`` gives every rank the same number
+    of rows (within one) and the same number of riot crops (within one; exactly when it divides),
+    so each rank sees the batch's riot share. The shares of the ``world`` ranks are disjoint and
+    together are ``batch``.
+    """
+    if labels is not None:
+        batch = batch[np.argsort(labels[batch] <= 0, kind="stable")]
+    return batch[rank::world]
 
 
 def fixed_batches(rows: np.ndarray, batch_size: int) -> list[np.ndarray]:

@@ -25,6 +25,7 @@ from riotvit.io import json_sha256
 from riotvit.join.features import MetaScaler
 from riotvit.progress import Reporter
 from riotvit.tile.tileset import TileSet
+from riotvit.train import ddp
 from riotvit.train.baselines import HistoryCensusBaseline
 from riotvit.train.calibration import Calibrator, fit_calibrator
 from riotvit.train.config import TrainConfig
@@ -107,7 +108,8 @@ def train_on_split(inp, split: Split, tag: str, save_dir: Path, cfg: TrainConfig
                    scaler: MetaScaler | None, then: Callable[[Any, ChipBatcher], Any]) -> tuple[Any, MetaScaler, FitResult, Any]:
     """Fit riotvit on ``split.train`` (early stopping on ``split.val``, resuming from ``save_dir``).
 
-    ``then(model, batcher)`` runs before the chip batcher closes (predictions, background).
+    ``then(model, batcher)`` runs before the chip batcher closes (predictions, background), on
+    rank 0 only under DDP (the other ranks get None: they only help to fit).
     Returns ``(model, scaler, fit result, then's result)``.
     """
     import torch
@@ -123,10 +125,11 @@ def train_on_split(inp, split: Split, tag: str, save_dir: Path, cfg: TrainConfig
     batcher = ChipBatcher(inp.ts, df["chip_index"].to_numpy(), meta, inp.targets, inp.norm, dev, cfg.model.img_size,
                           cfg.data.cache, temporal=cfg.model.temporal != "none")
     try:
-        save_dir.mkdir(parents=True, exist_ok=True)
+        if ddp.is_main():
+            save_dir.mkdir(parents=True, exist_ok=True)
         fr = fit(model, loss_fn, batcher, np.flatnonzero(split.train), np.flatnonzero(split.val), inp.riot, cfg,
                  save_dir, run_signature(cfg, inp.ts, inp.samples_sha, tag), bf16=dc.bf16, compiled=compiled, reporter=rep)
-        return model, scaler, fr, then(model, batcher)
+        return model, scaler, fr, then(model, batcher) if ddp.is_main() else None
     finally:
         batcher.close()
 
@@ -148,7 +151,10 @@ def train_member(inp, split: Split, tag: str, save_dir: Path, cfg: TrainConfig, 
                 predict_outputs(model, batcher, rows, cfg.data.eval_batch_size, dc.bf16),
                 background_samples(batcher, split, cfg) if background and cfg.eval.background_samples else None)
 
-    model, scaler, fr, (raw_val, raw, bg) = train_on_split(inp, split, tag, save_dir, cfg, dc, rep, scaler, predict)
+    model, scaler, fr, out = train_on_split(inp, split, tag, save_dir, cfg, dc, rep, scaler, predict)
+    if out is None:  # a DDP rank other than 0: it helped to fit; rank 0 forecasts
+        return Member(split, model, scaler, fr, None)
+    raw_val, raw, bg = out
     df, features = inp.df, inp.features
     base = HistoryCensusBaseline("logistic", features=features or None, random_state=cfg.seed).fit(df[split.train])
     return Member(split, model, scaler, fr, base, rows=rows, raw=raw, raw_val=raw_val, background=bg)

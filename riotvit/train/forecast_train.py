@@ -17,6 +17,7 @@ from riotvit.device import DeviceChoice
 from riotvit.io import file_sha256
 from riotvit.join.features import MetaScaler
 from riotvit.progress import Reporter
+from riotvit.train import ddp
 from riotvit.train.bundle import BACKGROUND, BUNDLE_FORMAT, WEIGHTS, save_tensors
 from riotvit.train.config import TrainConfig
 from riotvit.train.forecast import (
@@ -61,11 +62,15 @@ def run_forecast(inp, work: Path, cfg: TrainConfig, dc: DeviceChoice, rep: Repor
         members = [train_member(inp, sp, f"{origin}-fold{sp.test_fold}", work / f"cv_{origin}_{sp.test_fold}", cfg, dc,
                                 rep, lead, horizon, background=last and i == 0, scaler=scaler)
                    for i, sp in enumerate(sps)]
+        if not ddp.is_main():  # under DDP the other ranks only help to fit the members
+            continue
         fit_forecasters(members, inp.df, cfg, rep)
         add_image_free(members, inp.df, scaler.transform(inp.df) if inp.features else None, cfg.model.meta_hidden,
                        cfg.seed, cfg.eval.calibration)
         report.add_origin(OriginForecast.pool(members), inp.df)
     st = members[0].stacker
+    if st is None:
+        return report, members
     report.selected = {"model": st.selected, "why": st.note, "validation_log_loss": st.losses,
                        "weights": {"image": st.a, "history + census": st.b, "intercept": st.c}}
     return report, members

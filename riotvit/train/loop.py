@@ -24,6 +24,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 
 from riotvit.io import dumps
 from riotvit.progress import NullReporter, Reporter
+from riotvit.train import ddp
 from riotvit.train.bundle import load_tensors, save_tensors
 from riotvit.train.config import TrainConfig
 from riotvit.train.data import ChipBatcher, epoch_batches, fixed_batches
@@ -128,10 +129,21 @@ def fit(
     compiled: torch.nn.Module | None = None,
     reporter: Reporter | None = None,
 ) -> FitResult:
-    """Train ``model`` in place; on return it holds the best weights (by validation AUPR)."""
+    """Train ``model`` in place; on return it holds the best weights (by validation AUPR).
+
+    Under DDP (:mod:`riotvit.train.ddp`) every rank calls it: each trains on its share of every
+    global batch, the validation rows are scored in shards and gathered, rank 0's metrics decide
+    early stopping for all, and only rank 0 writes checkpoints (every rank resumes from them).
+    """
     rep = reporter or NullReporter()
     device = batcher.device
-    run = compiled or model
+    run = compiled or model  # predicts the validation rows
+    net = ddp.wrap(model)  # trains: the model itself outside DDP
+    if net is not model and compiled is not None:
+        net = torch.compile(net)
+    elif net is model:
+        net = run
+    main, world, rank = ddp.is_main(), ddp.world_size(), ddp.rank()
     params = [p for p in model.parameters() if p.requires_grad] + list(loss_fn.parameters())
     opt = make_optimizer(params, cfg)
     steps = max(1, int(np.ceil(train_rows.size / cfg.data.batch_size)))
@@ -143,7 +155,9 @@ def fit(
     best, best_epoch, bad, start = -1.0, -1, 0, 0
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     ck = work / CHECKPOINT
-    (work / "checkpoint.json").unlink(missing_ok=True)  # the state file of riotvit before one-file checkpoints
+    if main:
+        (work / "checkpoint.json").unlink(missing_ok=True)  # the state file of riotvit before one-file checkpoints
+    ddp.barrier()  # rank 0 has made (or cleared) the work folder before any rank reads its checkpoint
     info = _checkpoint_state(ck, rep)
     if info is not None and info.get("signature") == signature and "updates" in info:
         t = load_tensors(ck)
@@ -169,16 +183,17 @@ def fit(
             break
         model.train()
         loss_fn.train()
-        batches = epoch_batches(train_rows, riot, cfg.data.batch_size, rng, cfg.data.riot_balance_ratio)
-        rep.start(sum(b.size for b in batches), f"epoch {epoch + 1}/{cfg.optim.epochs}", unit="img")
+        batches = epoch_batches(train_rows, riot, cfg.data.batch_size, rng, cfg.data.riot_balance_ratio, rank, world)
+        rep.start(sum(b.size for b in batches) * world, f"epoch {epoch + 1}/{cfg.optim.epochs}", unit="img")
         t0 = time.perf_counter()
         tot, n = 0.0, 0
         for b in batcher.iterate(batches, train=cfg.data.augment, gen=gen, brightness=cfg.data.brightness):
             with autocast(device, bf16):
-                out = run(b.image, b.meta)
+                out = net(b.image, b.meta)
             losses = loss_fn({k: v.float() for k, v in out.items()}, b.targets)
             opt.zero_grad(set_to_none=True)
             losses["loss"].backward()
+            ddp.average_gradients(list(loss_fn.parameters()))
             if cfg.optim.grad_clip:
                 torch.nn.utils.clip_grad_norm_(params, cfg.optim.grad_clip)
             opt.step()
@@ -186,15 +201,18 @@ def fit(
             sched.step_update(updates)
             tot += float(losses["loss"].detach()) * b.rows.size
             n += b.rows.size
-            rep.advance(b.rows.size)
+            rep.advance(b.rows.size * world)  # rank 0 shows the global batch (within a row per rank)
         rep.stop()
         dt = time.perf_counter() - t0
+        tot, n = ddp.sum_values([tot, n])  # the global batch's loss and rows
+        n = int(n)
         seen += n
-        vo = predict_outputs(run, batcher, val_rows, cfg.data.eval_batch_size, bf16)
+        vo = validation_outputs(run, batcher, val_rows, cfg.data.eval_batch_size, bf16)
         with torch.no_grad():
             vloss = float(loss_fn({k: torch.from_numpy(v).to(device) for k, v in vo.items()},
                                   {k: t[torch.from_numpy(val_rows)].to(device) for k, t in batcher.targets.items()})["loss"])
         aupr, auroc = _rank_metrics(y_val, vo.get("riot"))
+        aupr, auroc, vloss = ddp.broadcast_values([aupr, auroc, vloss])  # rank 0 decides: no rank stops alone
         row = {"epoch": epoch + 1, "train_loss": tot / max(n, 1), "val_loss": vloss, "val_aupr": aupr,
                "val_auroc": auroc, "lr": opt.param_groups[0]["lr"], "images_per_s": n / dt, "seconds": dt}
         history.append(row)
@@ -204,13 +222,22 @@ def fit(
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             bad += 1
-        _checkpoint(ck, model, loss_fn, best_state, opt, sched, updates, rng, gen, signature, epoch, history,
-                    best, best_epoch, bad)
+        if main:
+            _checkpoint(ck, model, loss_fn, best_state, opt, sched, updates, rng, gen, signature, epoch, history,
+                        best, best_epoch, bad)
         rep.log(f"epoch {epoch + 1}: train loss {row['train_loss']:.4f}  val loss {vloss:.4f}  val AUPR {aupr:.3f}  "
                 f"AUROC {auroc:.3f}  {row['images_per_s']:.0f} img/s" + ("  *" if improved else ""))
     model.load_state_dict(best_state)
     wall = time.perf_counter() - t_run
     return FitResult(best_epoch, best, pd.DataFrame(history), stopped, wall, seen / wall if wall > 0 else 0.0, start)
+
+
+def validation_outputs(model, batcher: ChipBatcher, rows: np.ndarray, batch_size: int,
+                       bf16: bool) -> dict[str, np.ndarray]:
+    """:func:`predict_outputs` over ``rows``; under DDP each rank scores a shard and all get every row."""
+    if rows.size < ddp.world_size():
+        return predict_outputs(model, batcher, rows, batch_size, bf16)
+    return ddp.gather_rows(predict_outputs(model, batcher, ddp.shard_rows(rows), batch_size, bf16))
 
 
 def _rank_metrics(y: np.ndarray, logits: np.ndarray | None) -> tuple[float, float]:

@@ -18,13 +18,14 @@ import pandas as pd
 
 from riotvit.device import DeviceChoice, choose_device
 from riotvit.errors import ConfigError, SamplesError, suggest
-from riotvit.io import atomic_dir, file_sha256, relative_to_artifact, resolve_recorded
+from riotvit.io import atomic_dir, file_sha256, partial_path, relative_to_artifact, resolve_recorded
 from riotvit.join.features import BandNorm, MetaScaler, target_arrays
 from riotvit.join.samples import SamplesMeta, open_samples
-from riotvit.progress import Reporter
+from riotvit.progress import NullReporter, Reporter
 from riotvit.publish.card import write_model_card
 from riotvit.stage import start_stage
 from riotvit.tile.tileset import TileSet
+from riotvit.train import ddp
 from riotvit.train.bundle import (
     BACKGROUND,
     BUNDLE_FORMAT,
@@ -138,8 +139,8 @@ def train_split(inp: TrainInputs, sp: Split, tag: str, save_dir: Path, cfg: Trai
         return (score_split(sp, raw_val, raw_test, inp.df, inp.type_cols, cfg.eval.calibration, cfg.eval.threshold),
                 background_samples(batcher, sp, cfg) if cfg.eval.background_samples else None)
 
-    model, scaler, fr, (score, bg) = train_on_split(inp, sp, tag, save_dir, cfg, dc, rep, None, score)
-    return SplitRun(model, scaler, fr, score, bg)
+    model, scaler, fr, scored = train_on_split(inp, sp, tag, save_dir, cfg, dc, rep, None, score)
+    return SplitRun(model, scaler, fr, *(scored or (None, None)))  # unscored on DDP ranks other than 0
 
 
 def cross_validate(inp: TrainInputs, work: Path, cfg: TrainConfig, dc: DeviceChoice,
@@ -272,6 +273,12 @@ def train(
 ) -> TrainResult:
     """Train, evaluate and write a model bundle.
 
+    Inside a torchrun job (``torchrun --nproc_per_node=N -m riotvit.train``, or ``riotvit train
+    --nproc N``) it trains with DDP (:mod:`riotvit.train.ddp`): ``data.batch_size`` is the global
+    batch, shared evenly by the ranks; every rank takes part in every fit (the main split,
+    cross-validation folds, rolling-origin members, one after the other) and only rank 0 scores and
+    writes the bundle. The other ranks return a result without metrics or table.
+
     Raises:
         SamplesError: tile set and samples do not match, or no riot in the training folds.
         ModelError: unknown backbone, unmappable pretrained bands.
@@ -283,24 +290,49 @@ def train(
     cfg, rep = st.cfg, st.rep
     inp = load_inputs(tileset, samples, cfg)
     dc = choose_device(cfg.device, cfg.precision, cfg.compile, option="device")
+    ddp.check_world(cfg.data.batch_size, ddp.launched_world())
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
-    split = inp.split
-    # an interrupted run resumes from the checkpoints in out.partial, unless it replaces a finished bundle
-    with atomic_dir(st.out, overwrite=overwrite, resume=not (overwrite and st.out.exists())) as work:
-        if use_rolling(inp, cfg):
-            table, members = run_forecast(inp, work, cfg, dc, rep)
-            fr = write_forecast_bundle(work, inp, table, members, cfg, dc, st.out)
-        else:
-            rep.log(f"training on {int(split.train.sum())} crops, validating on {int(split.val.sum())}, "
-                    f"testing on {int(split.test.sum())} (held-out spatial block fold {split.test_fold}) on {dc.device}"
-                    + (" with bf16" if dc.bf16 else "") + (" + torch.compile" if dc.compile else ""))
-            main = train_split(inp, split, "main", work, cfg, dc, rep)
-            table = metrics_table(inp, main, cross_validate(inp, work, cfg, dc, rep), cfg)
-            write_bundle(work, main, table, bundle_meta(inp, main, table, cfg, dc, st.out))
-            fr = main.fit
+    with ddp.process_group(dc.device):
+        if not ddp.is_main():
+            return _help_rank_0(inp, st.out, cfg, dc, st.elapsed)
+        # an interrupted run resumes from the checkpoints in out.partial, unless it replaces a finished bundle
+        with atomic_dir(st.out, overwrite=overwrite, resume=not (overwrite and st.out.exists())) as work:
+            ddp.barrier()  # the other ranks wait for the work folder (they read checkpoints there)
+            table, fr = _train_and_write(inp, work, cfg, dc, rep, st.out)
     return TrainResult(st.out, table.to_dict(), table.to_markdown(), fr.best_epoch, len(fr.history), st.elapsed(),
                        fr.images_per_s, dc.device, fr.resumed_from, table)
+
+
+def _train_and_write(inp: TrainInputs, work: Path, cfg: TrainConfig, dc: DeviceChoice, rep: Reporter,
+                     out: Path) -> tuple[Any, FitResult]:
+    """Every fit of the run, the scores and the bundle in ``work``; the table and the kept fit."""
+    split = inp.split
+    if use_rolling(inp, cfg):
+        table, members = run_forecast(inp, work, cfg, dc, rep)
+        return table, write_forecast_bundle(work, inp, table, members, cfg, dc, out)
+    where = f"{ddp.world_size()} processes on {dc.device}" if ddp.active() else dc.device
+    rep.log(f"training on {int(split.train.sum())} crops, validating on {int(split.val.sum())}, "
+            f"testing on {int(split.test.sum())} (held-out spatial block fold {split.test_fold}) on {where}"
+            + (" with bf16" if dc.bf16 else "") + (" + torch.compile" if dc.compile else ""))
+    main = train_split(inp, split, "main", work, cfg, dc, rep)
+    table = metrics_table(inp, main, cross_validate(inp, work, cfg, dc, rep), cfg)
+    write_bundle(work, main, table, bundle_meta(inp, main, table, cfg, dc, out))
+    return table, main.fit
+
+
+def _help_rank_0(inp: TrainInputs, out: Path, cfg: TrainConfig, dc: DeviceChoice, elapsed) -> TrainResult:
+    """A DDP rank other than 0: the same fits as rank 0, in the same order, writing nothing."""
+    work = partial_path(out)
+    ddp.barrier()  # rank 0 has made (or cleared) its work folder
+    rep = NullReporter()
+    if use_rolling(inp, cfg):
+        fr = run_forecast(inp, work, cfg, dc, rep)[1][0].fit
+    else:
+        fr = train_split(inp, inp.split, "main", work, cfg, dc, rep).fit
+        cross_validate(inp, work, cfg, dc, rep)
+    return TrainResult(out, {}, "", fr.best_epoch, len(fr.history), elapsed(), fr.images_per_s, dc.device,
+                       fr.resumed_from)
