@@ -33,6 +33,7 @@ class ClusterConfig(StrictModel):
     workers: int | None = Field(None, ge=1, le=512, description="Run the blocks on a local Dask cluster of this many worker processes (one thread each), e.g. --workers 2. Default: one process, no Dask.")
     scheduler: str | None = Field(None, description="Address of a running dask.distributed scheduler, e.g. tcp://10.0.0.5:8786 (started by dask scheduler, dask-jobqueue or the Dask Kubernetes operator); its workers must see the inputs and the output folder at the same paths.")
     threads_per_worker: int = Field(1, ge=1, le=256, description="Threads per local Dask worker (GDAL, NumPy and torch inside one block).")
+    train_nproc: int = Field(1, ge=1, le=1024, description="Training processes on this machine (torch DDP, started by torchrun; gloo on CPU, one GPU per process with CUDA). A pipeline setting; on the command line it is riotvit train --nproc N.")
 
     @model_validator(mode="after")
     def _one_engine(self) -> ClusterConfig:

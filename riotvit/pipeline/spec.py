@@ -60,7 +60,7 @@ class PipelineSpec(StrictModel):
     predict: dict[str, Any] = Field(default_factory=dict, description="PredictConfig.")
     explain: dict[str, Any] = Field(default_factory=dict, description="ExplainConfig.")
     catalog: str | None = Field(None, description="Catalog folder (default: ./data_catalog, else the project's).")
-    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="Where tile and predict run their blocks: workers: N (a local Dask cluster) or scheduler: ADDRESS (a running one). Outputs are the same bytes as in one process, so changing it never reruns a stage.")
+    cluster: ClusterConfig = Field(default_factory=ClusterConfig, description="How stages scale out: tile and predict run their blocks on workers: N (a local Dask cluster) or scheduler: ADDRESS (a running one), with outputs the same bytes as in one process (so changing them never reruns a stage); train_nproc: N trains on N DDP processes.")
 
 
 def deep_merge(base: dict, over: dict) -> dict:

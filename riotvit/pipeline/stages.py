@@ -30,6 +30,7 @@ from riotvit.train.bundle import META, WEIGHTS
 from riotvit.train.config import TrainConfig
 from riotvit.train.evaluate import evaluate_bundle
 from riotvit.train.forecast_report import ForecastReport
+from riotvit.train.launch import train_distributed
 from riotvit.train.report import write_metrics, write_reliability_plots
 from riotvit.train.trainer import train
 
@@ -129,12 +130,18 @@ def plan_train(pipe: Pipeline) -> StageCall:
     cfg = pipe.section("train", TrainConfig)
     tiles, samples, out = pipe.run / "tiles", pipe.run / "samples.parquet", pipe.run / "model"
 
+    nproc = pipe.spec.cluster.train_nproc
+
     def run(rep) -> dict:
-        r = train(tiles, samples, out, cfg, overwrite=True, reporter=rep)
+        if nproc > 1:  # DDP ranks started by torchrun; their bundle differs from one process's, so nproc is in the config
+            r = train_distributed(tiles, samples, out, cfg, nproc, overwrite=True)
+        else:
+            r = train(tiles, samples, out, cfg, overwrite=True, reporter=rep)
         return {"best_epoch": r.best_epoch, "epochs": r.epochs_run, "images_per_s": round(r.images_per_s, 1),
                 "seconds": round(r.seconds, 1)}
 
-    return StageCall(dump_config(cfg), {"tiles": tiles, "samples": samples}, [out], run)
+    config = dump_config(cfg) | ({"nproc": nproc} if nproc > 1 else {})
+    return StageCall(config, {"tiles": tiles, "samples": samples}, [out], run)
 
 
 def plan_evaluate(pipe: Pipeline) -> StageCall:

@@ -245,6 +245,11 @@ simple("join-out-is-a-dir", lambda w, d: ["join", str(w.tiles), "--acled", str(w
 # ===================================================================================== train
 simple("train-tileset-missing", lambda w, d: train_args(w, d, tiles=d / "nope"), "nope")
 simple("train-samples-missing", lambda w, d: train_args(w, d, samples=d / "none.parquet"), "none.parquet")
+simple("train-batch-not-split-over-nproc", lambda w, d: train_args(w, d, "--batch-size", "30", "--nproc", "4"),
+       "batch")
+simple("tile-workers-and-scheduler", lambda w, d: tile_args(w.city, d, "--workers", "2", "--scheduler", "tcp://h:1"),
+       "workers")
+simple("tile-workers-zero", lambda w, d: tile_args(w.city, d, "--workers", "0"), "workers")
 simple("train-samples-not-parquet", lambda w, d: train_args(w, d, samples=text_file(d, "s.parquet", "a,b\n1,2\n")),
        "s.parquet")
 
