@@ -5,14 +5,14 @@ The arguments are those of ``riotvit train`` (``riotvit train --nproc N`` starts
 
 from __future__ import annotations
 
+import typer
+
+from riotvit.cli.train import TRAIN_EXAMPLES, train_command
+from riotvit.train.launch import log_rank_output
+
 
 def main(argv: list[str] | None = None) -> None:
     """Parse ``riotvit train``'s arguments and train as this rank."""
-    import typer
-
-    from riotvit.cli.train import TRAIN_EXAMPLES, train_command
-    from riotvit.train.launch import log_rank_output
-
     log_rank_output()
     app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
     app.command(epilog=TRAIN_EXAMPLES)(train_command)

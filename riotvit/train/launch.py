@@ -12,20 +12,26 @@ and raises that error as a :class:`~riotvit.errors.ClusterError`.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
 import signal
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from riotvit.train.trainer import TrainResult
+import yaml
+
+from riotvit.errors import ClusterError
+from riotvit.io import refuse_existing
+from riotvit.train.config import TrainConfig
+from riotvit.train.ddp import check_world
+from riotvit.train.trainer import TrainResult
 
 LOGS_ENV = "RIOTVIT_DDP_LOGS"
 """Where the ranks copy their stderr (``rank{N}.log``), set by :func:`launch`."""
@@ -171,15 +177,6 @@ def train_distributed(tileset: str | Path, samples: str | Path, out: str | Path,
         OutputExistsError: ``out`` exists and ``overwrite`` is False.
         ClusterError: a rank failed; the message is that rank's error.
     """
-    import time
-
-    import yaml
-
-    from riotvit.errors import ClusterError
-    from riotvit.io import refuse_existing
-    from riotvit.train.config import TrainConfig
-    from riotvit.train.ddp import check_world
-
     cfg = config if config is not None else TrainConfig()
     check_world(cfg.data.batch_size, nproc)
     out = Path(out)
@@ -197,10 +194,6 @@ def train_distributed(tileset: str | Path, samples: str | Path, out: str | Path,
 
 def bundle_result(out: Path, seconds: float) -> TrainResult:
     """A :class:`TrainResult` read back from a finished bundle."""
-    import json
-
-    from riotvit.train.trainer import TrainResult
-
     meta = json.loads((out / "bundle.json").read_text(encoding="utf-8"))
     tr = meta["training"]
     return TrainResult(out, json.loads((out / "metrics.json").read_text(encoding="utf-8")),
