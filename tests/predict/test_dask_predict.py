@@ -145,3 +145,14 @@ def test_explain_with_a_cluster_is_refused_before_anything_is_written(trained, t
         predict(model, _region(world), tmp_path / "x", CFG, imagery=_imagery(world), explain=object(),
                 cluster=ClusterConfig(workers=2))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_work_is_one_block_on_a_cpu_and_full_batches_of_blocks_on_a_gpu():
+    from riotvit.predict.blocks import block_groups, group_crops
+
+    blocks = [(range(0, 4), range(0, 4), np.arange(k, k + n)) for k, n in ((0, 16), (16, 3), (19, 16), (35, 5), (40, 2))]
+    assert block_groups(blocks, 8, across=False) == [[b] for b in blocks]
+    gpu = block_groups(blocks, 20, across=True)  # consecutive blocks until a batch (20 crops) is full
+    assert [[int(b[2][0]) for b in g] for g in gpu] == [[0, 16, 19], [35, 40]]
+    assert [group_crops(g) for g in gpu] == [35, 7]
+    assert sum(group_crops(g) for g in gpu) == 42
