@@ -17,7 +17,7 @@ import itertools
 import os
 import time
 from collections.abc import Iterator
-from contextlib import closing
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
@@ -217,7 +217,8 @@ def predict(
     ctx = BlockContext(plan.grid, tuple(plan.sources), tuple(previous or ()), plan.crops[["col", "row", "crop_id"]],
                        bundle.path, file_sha256(bundle.path / WEIGHTS), cfg, scaled_metadata(bundle.meta, feats),
                        feats if bundle.members() else None, read_dtype(plan.sources, previous or ()), os.urandom(8).hex())
-    with dask_client(cluster) as client:
+    with ExitStack() as on_cluster:
+        client = on_cluster.enter_context(dask_client(cluster))
         runner = None
         if client is None:
             dc = choose_device(cfg.device, cfg.precision, "off", option="--device")
@@ -235,6 +236,8 @@ def predict(
             n_pred = _stream(plan, ctx, groups, runner, client, work, st.rep, bundle, explain, values, window)
             warnings += values.warnings()
             stream_s = time.perf_counter() - ts
+            where = ran_on(cluster, client)
+            on_cluster.close()  # the workers are done: free them before the maps are published
             if explain is not None:
                 explain.finish()
             if n_pred == 0:
@@ -256,7 +259,6 @@ def predict(
                                      f"riotvit: {window.label}, {region_label(plan)}", _stamp(plan), extra)
             write_handout(work, admin)
             record()
-        where = ran_on(cluster, client)
     dt = st.elapsed()
     area = n_pred * plan.grid.stride_m**2 / 1e6
     return PredictResult(st.out, plan.n_crops, n_pred, area, dt, n_pred / dt, area / dt, "+".join(sorted(devices)),
