@@ -204,10 +204,9 @@ def group_outputs(ctx: BlockContext, runner, bands: Iterable[tuple[range, Band, 
 
 @dataclass
 class GroupOutput:
-    """A group's batches, in order, and where they ran."""
+    """A group's batches, in order."""
 
     batches: list[BatchOutput]
-    device: str
 
 
 def predict_group(group: list[Block], ctx: BlockContext) -> GroupOutput:
@@ -224,7 +223,7 @@ def predict_group(group: list[Block], ctx: BlockContext) -> GroupOutput:
         # then send a plain Exception with its repr instead
         e.__cause__ = e.__context__ = None
         raise
-    return GroupOutput(outs, str(runner.device.type))
+    return GroupOutput(outs)
 
 
 def worker_device(device: str, precision: str) -> str:

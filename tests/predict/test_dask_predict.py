@@ -21,6 +21,8 @@ from riotvit.predict.plan import PredictConfig
 from riotvit.predict.predictor import predict
 from riotvit.tile.plan import SourceSpec
 
+pytestmark = pytest.mark.slow  # a two-process Dask cluster and a trained model
+
 #: Small blocks, so the region (about 10 x 10 crops) is several blocks and several batches.
 CFG = PredictConfig(tta=2, block_crops=4, batch_size=8)
 
