@@ -192,7 +192,8 @@ def predict(
         ClusterError: ``explain`` with a Dask ``cluster``, or no Dask scheduler answers.
     """
 
-    if explain is not None and cluster is not None and (not isinstance(cluster, ClusterConfig) or cluster.enabled):
+    on_dask = cluster is not None and (not isinstance(cluster, ClusterConfig) or cluster.enabled)
+    if explain is not None and on_dask:
         raise ClusterError("--explain runs in one process (explanations accumulate over the whole region); drop "
                            "--workers/--scheduler to explain, or predict on Dask without --explain")
     st = start_stage(config, PredictConfig, out, reporter, overwrite=overwrite, what="prediction folder")
@@ -208,6 +209,12 @@ def predict(
     if plan.n_crops > cfg.max_cells and not yes:
         raise RegionError(f"region {region.name}: {plan.n_crops:,} crops exceed --max-cells {cfg.max_cells:,}; "
                           "pass --yes to predict it anyway, or choose a smaller region")
+    # the model loads before anything slower, so a bad bundle fails first; on Dask the workers load
+    # their own, and this one (on the CPU) only checks it
+    dc = choose_device(cfg.device, cfg.precision, "off", option="--device") if not on_dask else None
+    runner = ModelRunner(bundle, dc.device if dc else "cpu", cfg.tta, cfg.batch_size, dc.bf16 if dc else False)
+    if on_dask:
+        runner = None
     feats, meta_info, warnings = metadata_features(plan, bundle.meta, cfg.metadata, acled, census, population_raster,
                                                    bundle.path)
     warnings += dtype_warnings([s.dtype for s in plan.sources], bundle.meta.dtype)
@@ -219,10 +226,7 @@ def predict(
                        feats if bundle.members() else None, read_dtype(plan.sources, previous or ()), os.urandom(8).hex())
     with ExitStack() as on_cluster:
         client = on_cluster.enter_context(dask_client(cluster))
-        runner = None
         if client is None:
-            dc = choose_device(cfg.device, cfg.precision, "off", option="--device")
-            runner = ModelRunner(bundle, dc.device, cfg.tta, cfg.batch_size, dc.bf16)
             runner.set_baseline(feats)
             devices = {dc.device}
         else:
