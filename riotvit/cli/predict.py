@@ -39,11 +39,20 @@ Examples:
 
       (a model trained with model.temporal: stack or tokens compares each crop with the previous date)
 
+  riotvit predict --model runs/model --region synth_city --out runs/predict --workers 4
+
+      (the region's blocks on a local Dask cluster of 4 worker processes; the same maps as one process)
+
+  riotvit predict --model runs/nbo --region Kenya --imagery scene.tif --out runs/kenya --scheduler tcp://10.0.0.5:8786
+
+      (on a running Dask scheduler; its workers must see the model, the imagery and --out at the same paths)
+
 Outputs: risk.tif, cells.gpkg, riotvit.qgs with a print layout, map.png/map.pdf (the same page without
 QGIS), catalog.json (STAC: the window as start/end_datetime, one asset per output), run.json.
 """
 
 P_IN, P_META, P_RUN = "Input", "Metadata", "Run"
+CLUSTER = "riotvit.cluster:ClusterConfig"
 
 
 @handle_errors
@@ -67,7 +76,9 @@ def predict_command(
     previous_imagery: Annotated[list[str] | None, typer.Option(help="The same area at the image date before (repeat for a mosaic): needed by a model trained with model.temporal.", rich_help_panel=P_IN)] = None,
     admin: Annotated[str | None, typer.Option(help="Admin units to summarise by (wards, districts, P-codes): a vector file or catalog id; writes admin.gpkg and admin.csv.", rich_help_panel=P_META)] = None,
     admin_id: Annotated[str | None, typer.Option(help="The admin layer's id column (default: the first column unique per unit).", rich_help_panel=P_META)] = None,
-    explain: Annotated[bool, typer.Option("--explain", help="Also write SHAP drivers and drivers.tif (see riotvit explain).", rich_help_panel=P_RUN)] = False,
+    explain: Annotated[bool, typer.Option("--explain", help="Also write SHAP drivers and drivers.tif (see riotvit explain); runs in one process (not with --workers/--scheduler).", rich_help_panel=P_RUN)] = False,
+    workers: Annotated[int | None, config_option(CLUSTER, "workers", rich_help_panel=P_RUN)] = None,
+    scheduler: Annotated[str | None, config_option(CLUSTER, "scheduler", rich_help_panel=P_RUN)] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Predict even a region above --max-cells.", rich_help_panel=P_RUN)] = False,
     config: Annotated[Path | None, typer.Option(help="YAML with any predict option.", rich_help_panel=P_RUN)] = None,
     catalog: Annotated[Path | None, config_option(PIPELINE, "catalog", rich_help_panel=P_RUN)] = None,
@@ -84,7 +95,7 @@ def predict_command(
                 admin=admin, admin_id=admin_id, overrides=given(
                     overlap=overlap, tta=tta, batch_size=batch_size, device=device, max_cells=max_cells, metadata=metadata),
                 explain=ExplainSpec() if explain else None, yes=yes, config=config, catalog=catalog, overwrite=overwrite,
-                json_out=json_out, quiet=quiet)
+                json_out=json_out, quiet=quiet, cluster=given(workers=workers, scheduler=scheduler))
 
 
 class ExplainSpec:
@@ -96,9 +107,13 @@ class ExplainSpec:
 
 def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, census, population_raster, overrides,
                 explain: ExplainSpec | None, yes, config, catalog, overwrite, json_out, quiet,
-                previous_imagery=None, admin=None, admin_id=None) -> None:
-    """The body shared by ``predict`` and ``explain``: resolve inputs, run, print."""
+                previous_imagery=None, admin=None, admin_id=None, cluster: dict | None = None) -> None:
+    """The body shared by ``predict`` and ``explain``: resolve inputs, run, print.
+
+    ``cluster``: the ``--workers``/``--scheduler`` given (ClusterConfig's fields).
+    """
     from riotvit.catalog import raster_specs, resolve_source
+    from riotvit.cluster import ClusterConfig
     from riotvit.config import build_config
     from riotvit.io import refuse_existing
     from riotvit.predict.plan import PredictConfig
@@ -111,6 +126,7 @@ def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, 
     if date:
         overrides["date"] = parse_date(date, "--date")
     cfg = build_config(PredictConfig, config, overrides, section="predict", labels=labels(overrides))
+    cl = build_config(ClusterConfig, None, cluster or {}, labels=labels(cluster or {}))
     reg = resolve_region(region, region_crs, catalog)
     specs = raster_specs(imagery, catalog) if imagery else None
     ac = resolve_source(acled, "acled", catalog)[0] if acled else None
@@ -127,7 +143,7 @@ def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, 
                                                   labels=labels(explain.kw)))
     res = predict(model, reg, out, cfg, imagery=specs, bands=band_list, acled=ac, census=ce, population_raster=pop,
                   catalog=catalog, overwrite=overwrite, yes=yes, reporter=RichReporter(quiet=quiet or json_out),
-                  explain=explainer, admin=adm, admin_id=admin_id, previous_imagery=prev)
+                  explain=explainer, admin=adm, admin_id=admin_id, previous_imagery=prev, cluster=cl)
     if json_out:
         d = {k: (str(v) if isinstance(v, Path) else v) for k, v in res.__dict__.items()}
         if explainer is not None:
@@ -136,6 +152,7 @@ def run_predict(*, model, region, out, region_crs, imagery, bands, date, acled, 
         return
     console.print(f"[green]wrote[/] {res.path}: {res.n_predicted:,} crops ({res.area_km2:,.1f} km²) in {res.seconds:.1f} s — "
                   f"{res.crops_per_s:,.0f} crops/s, {res.km2_per_s:,.1f} km²/s on {res.device}")
+    console.print(f"  ran on: {res.ran_on}")
     if explainer is not None:
         sm = explainer.summary()
         c = sm.get("completeness", {})

@@ -17,6 +17,8 @@ Z_WARN = 4.0
 SCALE_WARN = 5.0
 """A band whose mean is this many times larger or smaller than in training is flagged (a scale error such
 as reflectance 0..1 against reflectance x 10000, which a z-score misses when the training spread is wide)."""
+VALUE_CHECK_CROPS = 16
+"""The check looks at the run's first crops, at least this many (whole batches, in the order they were predicted)."""
 
 
 def dtype_warnings(source_dtypes: Sequence[str], trained_dtype: str) -> list[str]:
@@ -28,10 +30,26 @@ def dtype_warnings(source_dtypes: Sequence[str], trained_dtype: str) -> list[str
             "the values use the same scale (e.g. reflectance x 10000) and bands"]
 
 
-class ValueRangeCheck:
-    """Per-band means of the first crops' valid pixels, compared with the training statistics."""
+def value_sums(chips: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, float, int]:
+    """A batch's share of the check: per-band sums of valid pixels, their number, the crops.
 
-    def __init__(self, bands: Sequence[str], mean: Sequence[float], std: Sequence[float], min_crops: int = 16):
+    Args:
+        chips: (N, C, H, W).
+        masks: (N, H, W) valid masks.
+    """
+    valid = masks.astype(bool)[:, None]
+    return (np.where(valid, chips, 0).sum(axis=(0, 2, 3), dtype=np.float64), float(valid.sum()), int(chips.shape[0]))
+
+
+class ValueRangeCheck:
+    """Per-band means of the first crops' valid pixels, compared with the training statistics.
+
+    Batches are added in the order they were predicted, whole, until ``min_crops`` crops were seen:
+    as arrays (:meth:`add`) or, from a worker that summed them, as :func:`value_sums` (:meth:`add_partial`).
+    """
+
+    def __init__(self, bands: Sequence[str], mean: Sequence[float], std: Sequence[float],
+                 min_crops: int = VALUE_CHECK_CROPS):
         self.bands = list(bands)
         self.mean = np.asarray(mean, dtype=np.float64)
         self.std = np.maximum(np.asarray(std, dtype=np.float64), 1e-12)
@@ -48,10 +66,15 @@ class ValueRangeCheck:
         """Accumulate (N, C, H, W) chips with (N, H, W) valid masks, until enough crops were seen."""
         if self.done or chips.size == 0:
             return
-        valid = masks.astype(bool)[:, None]
-        self._sum += np.where(valid, chips, 0).sum(axis=(0, 2, 3), dtype=np.float64)
-        self._n += float(valid.sum())
-        self._crops += chips.shape[0]
+        self.add_partial(*value_sums(chips, masks))
+
+    def add_partial(self, sums: np.ndarray, n_valid: float, n_crops: int) -> None:
+        """Accumulate a batch summed elsewhere (:func:`value_sums`), until enough crops were seen."""
+        if self.done or n_crops == 0:
+            return
+        self._sum += sums
+        self._n += n_valid
+        self._crops += n_crops
 
     def warnings(self) -> list[str]:
         """One warning per band whose mean is far from training: by ``Z_WARN`` standard deviations, or by a

@@ -1,46 +1,68 @@
 """``riotvit predict``: apply a model bundle to a region and write maps that open in QGIS.
 
 The region is tiled on the model's grid on the fly (no tile set on disk): blocks of crops
-anchored on the grid are read band by band in a background thread, crops inside the region
-are batched through the model (with test-time augmentation), and the results stream into
-``cells.gpkg``/``cells.geojson`` and an on-disk accumulator for ``risk.tif``. Memory is bounded
-by a band and a batch, not by the region.
+anchored on the grid are read band by band, crops inside the region are batched through the
+model (with test-time augmentation) block by block (:mod:`riotvit.predict.blocks`), and the
+results stream into ``cells.gpkg``/``cells.geojson`` and an on-disk accumulator for
+``risk.tif``. Memory is bounded by a band and a batch, not by the region.
+
+The blocks run in this process (the next blocks read in a background thread) or on Dask
+workers (``cluster``); either way one process merges their outputs in block order and writes
+the single COG, so the maps are the same to the last bit.
 """
 
 from __future__ import annotations
 
+import itertools
+import os
 import time
-from contextlib import ExitStack
+from collections.abc import Iterator
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from pyproj import Transformer
 
 from riotvit import __version__
+from riotvit.cluster import ClusterConfig, dask_client, n_workers, ordered_map
 from riotvit.device import choose_device
-from riotvit.errors import InputError, RegionError
+from riotvit.errors import ClusterError, InputError, RegionError
 from riotvit.io import atomic_dir, file_sha256, relative_to_artifact, resolve_recorded
 from riotvit.join.events.acled import read_acled
 from riotvit.join.events.labels import build_history
 from riotvit.join.stage import JoinConfig, census_features, project_events
+from riotvit.predict.blocks import (
+    BatchOutput,
+    Block,
+    BlockContext,
+    block_groups,
+    group_crops,
+    group_outputs,
+    open_readers,
+    predict_group,
+    read_bands,
+    read_dtype,
+    scaled_metadata,
+    worker_device,
+)
 from riotvit.predict.checks import ValueRangeCheck, dtype_warnings
 from riotvit.predict.meta import PredictionMeta
 from riotvit.predict.plan import PredictConfig, PredictPlan, catalog_imagery, plan_prediction
 from riotvit.predict.region import Region
 from riotvit.predict.runner import ModelRunner
-from riotvit.predict.temporal import previous_sources, with_previous
+from riotvit.predict.temporal import previous_sources
 from riotvit.progress import Reporter
 from riotvit.publish.admin import read_admin
-from riotvit.publish.layers import CellLayer, CropsWriter, cell_rows, cell_share, write_cells
+from riotvit.publish.layers import CellLayer, CropsWriter, write_cells
 from riotvit.publish.mosaic import RISK_BANDS, RISK_UNITS, RiskRaster
 from riotvit.publish.prediction import admin_summary_layer, write_handout, write_prediction_project
 from riotvit.stage import start_stage
-from riotvit.tile.bands import block_bands, companion_band, cut_row
 from riotvit.tile.plan import SourceSpec
 from riotvit.tile.prefetch import Prefetch
-from riotvit.tile.reader import GridReader
 from riotvit.train.bundle import WEIGHTS, Bundle
 from riotvit.train.meta import BundleMeta
 from riotvit.window import ForecastWindow, forecast_window
@@ -62,6 +84,7 @@ class PredictResult:
     warnings: list[str] = field(default_factory=list)
     window: dict = field(default_factory=dict)
     n_cells: int = 0
+    ran_on: str = "one process"
 
     @property
     def stream_crops_per_s(self) -> float:
@@ -151,20 +174,28 @@ def predict(
     admin: Path | None = None,
     admin_id: str | None = None,
     previous_imagery: list[SourceSpec] | None = None,
+    cluster: ClusterConfig | Any | None = None,
 ) -> PredictResult:
     """Predict riot risk over a region and write the prediction folder (see docs/formats.md).
 
     ``admin`` (a vector file of wards, districts or P-codes, id column ``admin_id``) adds the
     summary per unit. ``previous_imagery``, the same area at the image date before, is what a
     model trained with ``model.temporal`` compares against (required by such a model).
+    ``cluster`` (a :class:`~riotvit.cluster.ClusterConfig` or a ``distributed.Client``) runs the
+    region's blocks on Dask workers; the maps are the single-process run's, exactly.
 
     Raises:
         RegionError: region outside the imagery, or larger than ``max_cells`` without ``yes``.
         RasterError: imagery bands differ from the model's.
         BundleError: incompatible or incomplete bundle.
         OutputExistsError: ``out`` exists and ``overwrite`` is False.
+        ClusterError: ``explain`` with a Dask ``cluster``, or no Dask scheduler answers.
     """
 
+    on_dask = cluster is not None and (not isinstance(cluster, ClusterConfig) or cluster.enabled)
+    if explain is not None and on_dask:
+        raise ClusterError("--explain runs in one process (explanations accumulate over the whole region); drop "
+                           "--workers/--scheduler to explain, or predict on Dask without --explain")
     st = start_stage(config, PredictConfig, out, reporter, overwrite=overwrite, what="prediction folder")
     cfg = st.cfg
     bundle = Bundle.open(model)
@@ -178,53 +209,79 @@ def predict(
     if plan.n_crops > cfg.max_cells and not yes:
         raise RegionError(f"region {region.name}: {plan.n_crops:,} crops exceed --max-cells {cfg.max_cells:,}; "
                           "pass --yes to predict it anyway, or choose a smaller region")
-    dc = choose_device(cfg.device, cfg.precision, "off", option="--device")
-    runner = ModelRunner(bundle, dc.device, cfg.tta, cfg.batch_size, dc.bf16)
+    # the model loads before anything slower, so a bad bundle fails first; on Dask the workers load
+    # their own, and this one (on the CPU) only checks it
+    dc = choose_device(cfg.device, cfg.precision, "off", option="--device") if not on_dask else None
+    runner = ModelRunner(bundle, dc.device if dc else "cpu", cfg.tta, cfg.batch_size, dc.bf16 if dc else False)
+    if on_dask:
+        runner = None
     feats, meta_info, warnings = metadata_features(plan, bundle.meta, cfg.metadata, acled, census, population_raster,
                                                    bundle.path)
-    meta = runner.meta_array(feats)
-    runner.set_baseline(feats)
     warnings += dtype_warnings([s.dtype for s in plan.sources], bundle.meta.dtype)
-    values = ValueRangeCheck(runner.bands, bundle.meta.normalisation.mean, bundle.meta.normalisation.std)
+    norm = bundle.meta.normalisation
+    values = ValueRangeCheck(norm.bands, norm.mean, norm.std)
     window = forecast_window(bundle.meta, plan.date)
-    with atomic_dir(st.out, overwrite=True) as work:
-        if explain is not None:
-            explain.begin(plan, work, runner, feats)
-        ts = time.perf_counter()
-        n_pred = _stream(plan, runner, meta, cfg, work, st.rep, bundle, explain, values, window, previous)
-        warnings += values.warnings()
-        stream_s = time.perf_counter() - ts
-        if explain is not None:
-            explain.finish()
-        if n_pred == 0:
-            raise RegionError(f"region {region.name}: no crop had at least {cfg.min_valid:.0%} valid imagery; "
-                              "check the imagery's nodata or lower --min-valid")
-        cells = write_cells(work, work / CROPS_TMP, plan.grid, window, _stamp(plan))
+    ctx = BlockContext(plan.grid, tuple(plan.sources), tuple(previous or ()), plan.crops[["col", "row", "crop_id"]],
+                       bundle.path, file_sha256(bundle.path / WEIGHTS), cfg, scaled_metadata(bundle.meta, feats),
+                       feats if bundle.members() else None, read_dtype(plan.sources, previous or ()), os.urandom(8).hex())
+    with ExitStack() as on_cluster:
+        client = on_cluster.enter_context(dask_client(cluster))
+        if client is None:
+            runner.set_baseline(feats)
+            devices = {dc.device}
+        else:
+            devices = set(client.run(worker_device, cfg.device, cfg.precision).values())
+        # one block per batch on a CPU; a GPU fills its batches from consecutive blocks (on Dask too)
+        groups = block_groups(plan.blocks(cfg.block_crops), cfg.batch_size, across=devices == {"cuda"})
+        with atomic_dir(st.out, overwrite=True) as work:
+            if explain is not None:
+                explain.begin(plan, work, runner, feats)
+            ts = time.perf_counter()
+            n_pred = _stream(plan, ctx, groups, runner, client, work, st.rep, bundle, explain, values, window)
+            warnings += values.warnings()
+            stream_s = time.perf_counter() - ts
+            where = ran_on(cluster, client)
+            on_cluster.close()  # the workers are done: free them before the maps are published
+            if explain is not None:
+                explain.finish()
+            if n_pred == 0:
+                raise RegionError(f"region {region.name}: no crop had at least {cfg.min_valid:.0%} valid imagery; "
+                                  "check the imagery's nodata or lower --min-valid")
+            cells = write_cells(work, work / CROPS_TMP, plan.grid, window, _stamp(plan))
 
-        def record() -> None:  # run.json lists the folder's files: written first (the summaries read it), then again
-            prediction_meta(plan, bundle, region, cfg, n_pred, meta_info, warnings, work,
-                            explain.summary() if explain is not None else None, out=st.out, window=window,
-                            cells=cells, previous=previous).write(work / "run.json")
+            def record() -> None:  # run.json lists the folder's files: written first (the summaries read it), then again
+                prediction_meta(plan, bundle, region, cfg, n_pred, meta_info, warnings, work,
+                                explain.summary() if explain is not None else None, out=st.out, window=window,
+                                cells=cells, previous=previous).write(work / "run.json")
 
-        record()
-        extra = list(explain.layers(work)) if explain is not None else []
-        if admin is not None:
-            extra.append(admin_summary_layer(work, admin, admin_id, population_raster, window))
-        write_prediction_project(work, st.out, plan.sources, bundle.meta.normalisation, plan.grid.crs,
-                                 plan.region_grid.bounds, window, cells,
-                                 f"riotvit: {window.label}, {region_label(plan)}", _stamp(plan), extra)
-        write_handout(work, admin)
-        record()
+            record()
+            extra = list(explain.layers(work)) if explain is not None else []
+            if admin is not None:
+                extra.append(admin_summary_layer(work, admin, admin_id, population_raster, window))
+            write_prediction_project(work, st.out, plan.sources, bundle.meta.normalisation, plan.grid.crs,
+                                     plan.region_grid.bounds, window, cells,
+                                     f"riotvit: {window.label}, {region_label(plan)}", _stamp(plan), extra)
+            write_handout(work, admin)
+            record()
     dt = st.elapsed()
     area = n_pred * plan.grid.stride_m**2 / 1e6
-    return PredictResult(st.out, plan.n_crops, n_pred, area, dt, n_pred / dt, area / dt, dc.device, stream_s, warnings,
-                         window.to_dict(), cells.n_cells)
+    return PredictResult(st.out, plan.n_crops, n_pred, area, dt, n_pred / dt, area / dt, "+".join(sorted(devices)),
+                         stream_s, warnings, window.to_dict(), cells.n_cells, where)
 
 
 
 
 #: The per-crop layer while it streams (turned into cells.gpkg's layers by write_cells, then removed).
 CROPS_TMP = "crops.partial.gpkg"
+
+
+def ran_on(cluster: ClusterConfig | Any | None, client) -> str:
+    """Where the blocks ran, in words (the CLI's summary line)."""
+    if client is None:
+        return "one process"
+    if isinstance(cluster, ClusterConfig):
+        return cluster.describe()
+    return f"Dask cluster at {client.scheduler.address}, {n_workers(client)} workers"
 
 
 def _stamp(plan: PredictPlan) -> str:
@@ -247,80 +304,45 @@ def raster_tags(plan: PredictPlan, bundle: Bundle, window: ForecastWindow, weigh
             "units": ",".join(RISK_UNITS), **window.tags()}
 
 
-def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConfig, work: Path, rep: Reporter,
-            bundle, explain, values: ValueRangeCheck, window: ForecastWindow, previous: list | None = None) -> int:
-    """Read, predict and write every block; returns the number of crops predicted.
+def _stream(plan: PredictPlan, ctx: BlockContext, groups: list[list[Block]], runner: ModelRunner | None, client,
+            work: Path, rep: Reporter, bundle: Bundle, explain, values: ValueRangeCheck, window: ForecastWindow) -> int:
+    """Predict every group, here or on Dask, and merge the outputs in group order; returns the crops predicted.
 
-    ``previous``: the sources of the image date before, for a model that compares two dates.
+    The merge is the same either way, so a distributed run writes the single-process run's pixels
+    and cells. Here, the next groups are read in a background thread while the model runs.
     """
 
     g = plan.grid
-    index = pd.Series(np.arange(plan.n_crops), index=pd.MultiIndex.from_arrays([plan.crops["col"], plan.crops["row"]]))
     cells = CropsWriter(work / CROPS_TMP, g, _stamp(plan))
-    tags = raster_tags(plan, bundle, window, file_sha256(bundle.path / WEIGHTS))
-    raster = RiskRaster(work / "risk.tif", g, plan.crops, plan.region_grid, tags, window)
-    blocks = plan.blocks(cfg.block_crops)
-    srcs = [*plan.sources, *(previous or [])]
-    # scaled reflectance is float whatever the file stores (uint16 would truncate it to 0)
-    same = len({s.dtype for s in srcs}) == 1 and all(s.scale is None for s in srcs)
-    dtype = np.dtype(plan.sources[0].dtype) if same else np.dtype("float32")
+    raster = RiskRaster(work / "risk.tif", g, plan.crops, plan.region_grid, raster_tags(plan, bundle, window, ctx.weights_sha),
+                        window)
     rep.start(plan.n_crops, "predicting", unit="crops", per_item=(g.stride_m**2 / 1e6, "km²"))
-    pending: list[tuple] = []
     n_done = 0
 
-    def flush() -> None:
-        nonlocal pending, n_done
-        if not pending:
-            return
-        idx = np.concatenate([p[0] for p in pending])
-        chips = np.concatenate([p[1] for p in pending])
-        masks = np.concatenate([p[2] for p in pending])
-        fr = np.concatenate([p[3] for p in pending])
-        pending = []
-        values.add(chips[:, :n_bands], masks[:, 0] if masks.ndim == 4 else masks)
-        pred = runner.predict(chips, masks, None if meta is None else meta[idx], idx)
-        crops = plan.crops.iloc[idx].assign(valid_fraction=fr)
-        rows = cell_rows(crops, pred)
-        if explain is not None:
-            rows = explain.add(crops, chips, masks, None if meta is None else meta[idx], pred, rows)
-        cells.add(rows)
-        # expected riots per stride cell: a crop's count spread over the cells it covers (overlapping
-        # crops average onto a cell, so a sum over cells counts each riot once)
-        vals = np.stack([pred["riot_probability"],
-                         pred.get("expected_events", np.full(idx.size, np.nan)) * cell_share(g),
-                         pred["uncertainty"]], axis=1)
-        raster.add(crops["col"].to_numpy(), crops["row"].to_numpy(), vals)
-        n_done += idx.size
-
-    n_bands = len(plan.sources[0].band_names)
-
-    def produce():
-        with ExitStack() as stack:
-            reader = stack.enter_context(GridReader(plan.sources, g, str(dtype), "bilinear"))
-            before = stack.enter_context(GridReader(previous, g, str(dtype), "bilinear")) if previous else None
-            for cols, rows, _members in blocks:
-                for band in block_bands(reader, g, cols, rows, dtype, n_bands):
-                    yield cols, band, companion_band(before, g, cols, band) if before is not None else None
+    def merge(out: BatchOutput) -> None:
+        nonlocal n_done
+        if out.check is not None:
+            values.add_partial(*out.check)
+        cells.add(out.rows)
+        raster.add(out.cols, out.grid_rows, out.values)
+        n_done += out.idx.size
 
     try:
-        with Prefetch(produce) as items:
-            for cols, band, prev_band in items:
-                for i, row in enumerate(band.rows):
-                    cr = cut_row(band, i, len(cols), g, cfg.min_valid)
-                    if cr is None:
-                        continue
-                    chips, masks = cr.chips, cr.masks
-                    if prev_band is not None:
-                        chips, masks = with_previous(cr, prev_band, i, g, cfg.min_valid)
-                    cc = cols.start + cr.keep
-                    pos = index.reindex(pd.MultiIndex.from_arrays([cc, np.full(cc.size, row)])).to_numpy()
-                    ok = ~np.isnan(pos)
-                    if ok.any():
-                        pending.append((pos[ok].astype(np.int64), chips[ok], masks[ok], cr.fractions[ok]))
-                        if sum(p[0].size for p in pending) >= cfg.batch_size:
-                            flush()
-                rep.advance(len(band.rows) * len(cols))
-            flush()
+        if client is None:
+            with closing(_local_groups(ctx, groups)) as local:
+                for group, bands in local:
+                    for batch, out in group_outputs(ctx, runner, bands):
+                        if explain is not None:
+                            crops = plan.crops.iloc[batch.idx].assign(valid_fraction=batch.fractions)
+                            out.rows = explain.add(crops, batch.chips, batch.masks,
+                                                   None if ctx.meta is None else ctx.meta[batch.idx], out.pred, out.rows)
+                        merge(out)
+                    rep.advance(group_crops(group))
+        else:
+            for i, res in ordered_map(client, predict_group, groups, ctx):
+                for out in res.batches:
+                    merge(out)
+                rep.advance(group_crops(groups[i]))
         cells.close()
         raster.close()
     except BaseException:
@@ -329,6 +351,21 @@ def _stream(plan: PredictPlan, runner, meta: np.ndarray | None, cfg: PredictConf
     finally:
         rep.stop()
     return n_done
+
+
+def _local_groups(ctx: BlockContext, groups: list[list[Block]]) -> Iterator[tuple[list[Block], Iterator]]:
+    """Each group with its bands, read ahead in a background thread (reading overlaps the model)."""
+
+    def produce():
+        with open_readers(ctx) as (reader, before):
+            for k, group in enumerate(groups):
+                for item in read_bands(ctx, reader, before, group):
+                    yield k, item
+
+    with Prefetch(produce) as items:
+        # through a generator: groupby asks again after the end, and a Prefetch answers only once
+        for k, run in itertools.groupby((item for item in items), key=itemgetter(0)):
+            yield groups[k], (item for _k, item in run)
 
 
 def prediction_meta(plan: PredictPlan, bundle: Bundle, region: Region, cfg: PredictConfig, n_pred: int,
