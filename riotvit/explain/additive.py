@@ -67,6 +67,12 @@ class AdditiveHead:
         w = self.w1.to(meta.device)
         return filled.unsqueeze(-1) * w[:, :f].T + missing.unsqueeze(-1) * w[:, f:].T
 
+    def meta_value(self, meta: torch.Tensor) -> torch.Tensor:
+        """(N, F) scaled metadata -> (N,) the metadata part of the riot logit (without the bias)."""
+        filled, missing = self.inp(meta.float())
+        w = self.w1.to(meta.device)
+        return self.meta_term(torch.cat([filled, missing], dim=-1) @ w.T + self.b1.to(meta.device))
+
     def preact(self, cols: torch.Tensor) -> torch.Tensor:
         """(..., F, H) columns -> (..., H): the first layer's output for those features' values."""
         return cols.sum(-2) + self.b1.to(cols.device)

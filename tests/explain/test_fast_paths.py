@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from test_shapley import _inputs, _tiny
 
@@ -49,3 +50,31 @@ def test_a_nonlinear_patch_embedding_falls_back_to_pixels():
     b = expected_gradients(model, x, m, bx, bm, draws=draws)
     assert a.bg_tokens is None and a.image.shape == (2, 8, 8)
     np.testing.assert_allclose(a.image, _per_patch(b.image, 8, 8), atol=1e-6)
+
+
+def test_player_values_from_cached_features_equal_full_expected_gradients():
+    """Late fusion: the metadata attributions through the MLP alone are the full model's (same draws), and the
+    image player is the converged value of the image attributions' sum, G(x) - mean G(b)."""
+    from riotvit.explain.players import player_expected_gradients
+    from riotvit.explain.shapley import Game
+
+    model = _tiny(n_meta=6)
+    x, m, bx, bm = _inputs(4, 5, 6)
+    draws = shap_draws(4, 5, 8, seed=1)
+    full = expected_gradients(model, x, m, bx, bm, draws=draws)
+    pv = player_expected_gradients(Game(model, x, m, bx, bm), draws=draws)
+    assert pv.values.shape == (4, 7) and pv.estimator == "expected gradients" and pv.samples == 8
+    np.testing.assert_allclose(pv.values[:, :6], full.meta, atol=1e-6)
+    assert np.abs(full.meta).max() > 1e-3
+    np.testing.assert_allclose(pv.output, full.output, atol=1e-5)
+    assert pv.expected == pytest.approx(full.expected, abs=1e-5)
+    # one background crop, a fine path: the pixel attributions sum to the exact image value
+    one = np.zeros((4, 64), dtype=np.int64), np.tile((np.arange(64) + 0.5) / 64, (4, 1))
+    fine = expected_gradients(model, x, m, bx[:1], bm[:1], draws=one)
+    exact = player_expected_gradients(Game(model, x, m, bx[:1], bm[:1]), draws=one)
+    img = fine.image.reshape(4, -1).sum(1)
+    np.testing.assert_allclose(exact.values[:, -1], img, atol=0.02 * np.abs(img).max())
+    # a fine path from one background crop is complete, except for crop 0's missing value, which expected
+    # gradients leave unattributed (the model replaces it by a learned value)
+    assert np.abs(exact.gap[1:]).max() < 2e-3 * np.abs(exact.output - exact.expected).max()
+    assert abs(exact.gap[0]) > 1e-3
