@@ -12,6 +12,12 @@ or the completeness gap is large (:mod:`riotvit.explain.drivers`). Per ViT patch
 attribution (expected gradients), mosaicked over the region into ``drivers.tif``. Globally:
 ``shap_summary.png`` (beeswarm of the metadata features), ``shap_bar.png`` (mean |SHAP| per
 feature and the image), the completeness check and the reliability figures.
+
+Cost: the backbone runs once per crop for the drivers and f(x) (and once per run for the
+background crops); with late fusion and a linear riot head the coalitions then run only the
+metadata MLP (:mod:`riotvit.explain.additive`). The image attribution interpolates patch tokens
+computed once per crop and background crop, and needs one backward pass per sample: it is most
+of the cost (``nsamples``).
 """
 
 from __future__ import annotations
