@@ -87,7 +87,7 @@ def main() -> None:
     import yaml
     from pipeline_fixtures import make_world, tiny_config
 
-    from riotvit.explain.gradients import expected_gradients
+    from riotvit.explain.gradients import expected_gradients, patch_sums
     from riotvit.explain.players import player_expected_gradients
     from riotvit.explain.shapley import Game, permutation_shapley
     from riotvit.explain.stage import shap_gradient_explainer
@@ -121,11 +121,9 @@ def main() -> None:
         x = runner.prepare(chips, masks)
         m = torch.from_numpy(np.nan_to_num(runner.meta_array(rows))).to(dev)
         n, ns = x.shape[0], args.nsamples
-        gh, gw = net.patch_grid
 
         def patches(img):  # per-pixel (B, C, H, W) -> per patch (B, gh, gw)
-            b, _, h, wd = img.shape
-            return img.sum(1).reshape(b, gh, h // gh, gw, wd // gw).sum((2, 4))
+            return patch_sums(img, net.patch_grid)
 
         def players(meta, image_total):
             return np.concatenate([np.ravel(meta), np.ravel(image_total)])

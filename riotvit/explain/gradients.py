@@ -56,6 +56,12 @@ def riot_logit(model):
     return f
 
 
+def patch_sums(image: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """(B, C, H, W) per-pixel attributions -> (B, gh, gw): summed over each patch's pixels and bands."""
+    (gh, gw), (b, _, h, w) = grid, image.shape
+    return image.sum(1).reshape(b, gh, h // gh, gw, w // gw).sum((2, 4))
+
+
 def linear_patch_embed(model, images: torch.Tensor, bg_images: torch.Tensor):
     """The backbone's patch embedding when it is linear in the pixels (a ViT of one date), else None.
 
@@ -150,8 +156,6 @@ def expected_gradients(
                                         for k in range(0, bg_images.shape[0], batch_size)]).mean())
     image = (phi_img / s).cpu().numpy()
     if per_patch:
-        gh, gw = model.patch_grid
-        image = image.reshape(b, gh, gw) if pe is not None else \
-            image.sum(1).reshape(b, gh, image.shape[2] // gh, gw, image.shape[3] // gw).sum((2, 4))
+        image = image.reshape(b, *model.patch_grid) if pe is not None else patch_sums(image, model.patch_grid)
     return Attributions(image, (phi_meta / s).cpu().numpy(), np.asarray(output), float(expected),
                         bg if pe is not None else None)

@@ -33,7 +33,7 @@ from riotvit.config import StrictModel
 from riotvit.errors import ConfigError, suggest
 from riotvit.explain.attention import attention_rollout
 from riotvit.explain.drivers import assess, driver_columns, from_gradients, reliability_summary
-from riotvit.explain.gradients import Attributions, expected_gradients
+from riotvit.explain.gradients import Attributions, expected_gradients, patch_sums
 from riotvit.explain.plots import shap_bar, shap_beeswarm
 from riotvit.explain.shapley import Game, permutation_shapley, shapley_values, supports_shapley
 from riotvit.publish.mosaic import PatchRaster
@@ -116,11 +116,9 @@ class Explainer:
             game = Game(r.model, x, m, self.bg_img, self.bg_meta, c.batch_size, bg_tokens=self._bg_tokens)
             self._bg_tokens, self._expected = game.bg_tokens, float(game.fb.mean())
         n_eg = c.nsamples if game is not None else max(c.nsamples, c.gradient_samples)
-        gh, gw = r.model.patch_grid
         if c.backend == "shap":
             att = shap_gradient_explainer(r.model, x, m, self.bg_img, self.bg_meta, n_eg, c.seed)
-            b, _, h, w = att.image.shape
-            patch = att.image.sum(1).reshape(b, gh, h // gh, gw, w // gw).sum((2, 4))
+            patch = patch_sums(att.image, r.model.patch_grid)
         else:  # per patch, from patch tokens computed once per crop and per background crop
             att = expected_gradients(r.model, x, m, self.bg_img, self.bg_meta, n_eg, c.seed, c.batch_size,
                                      per_patch=True, output=None if game is None else game.fx,

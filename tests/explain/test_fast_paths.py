@@ -7,12 +7,7 @@ import pytest
 import torch
 from test_shapley import _inputs, _tiny
 
-from riotvit.explain.gradients import expected_gradients, linear_patch_embed, shap_draws
-
-
-def _per_patch(image: np.ndarray, gh: int, gw: int) -> np.ndarray:
-    b, _, h, w = image.shape
-    return image.sum(1).reshape(b, gh, h // gh, gw, w // gw).sum((2, 4))
+from riotvit.explain.gradients import expected_gradients, linear_patch_embed, patch_sums, shap_draws
 
 
 def test_patch_attributions_from_cached_tokens_equal_the_pixel_path():
@@ -27,7 +22,7 @@ def test_patch_attributions_from_cached_tokens_equal_the_pixel_path():
         tok = expected_gradients(model, x, m, bx, bm, draws=draws, batch_size=7, per_patch=True)
         gh, gw = model.patch_grid
         assert tok.image.shape == (3, gh, gw) == (3, 8, 8) and tok.bg_tokens.shape == (5, 64, 96)
-        want = _per_patch(pix.image, gh, gw)
+        want = patch_sums(pix.image, (gh, gw))
         scale = np.abs(want).max()
         assert scale > 1e-3
         np.testing.assert_allclose(tok.image, want, atol=1e-5 * scale)
@@ -49,7 +44,7 @@ def test_a_nonlinear_patch_embedding_falls_back_to_pixels():
     a = expected_gradients(model, x, m, bx, bm, draws=draws, per_patch=True)
     b = expected_gradients(model, x, m, bx, bm, draws=draws)
     assert a.bg_tokens is None and a.image.shape == (2, 8, 8)
-    np.testing.assert_allclose(a.image, _per_patch(b.image, 8, 8), atol=1e-6)
+    np.testing.assert_allclose(a.image, patch_sums(b.image, (8, 8)), atol=1e-6)
 
 
 def test_player_values_from_cached_features_equal_full_expected_gradients():
@@ -78,3 +73,10 @@ def test_player_values_from_cached_features_equal_full_expected_gradients():
     # gradients leave unattributed (the model replaces it by a learned value)
     assert np.abs(exact.gap[1:]).max() < 2e-3 * np.abs(exact.output - exact.expected).max()
     assert abs(exact.gap[0]) > 1e-3
+
+
+def test_patch_sums_add_each_patch_pixels_and_bands():
+    img = np.ones((1, 4, 16, 16))
+    img[0, 2, 9, 3] = 11.0  # row 9, column 3: the lower-left of 2 x 2 patches of 8 px
+    got = patch_sums(img, (2, 2))
+    np.testing.assert_array_equal(got, [[[256.0, 256.0], [266.0, 256.0]]])
