@@ -45,7 +45,7 @@ from riotvit.train.bundle import Bundle
 class ExplainConfig(StrictModel):
     """Options of the explanation."""
 
-    backend: Literal["riotvit", "shap"] = Field("riotvit", description="Image attribution per pixel (drivers.tif): riotvit: expected gradients batched across crops (same estimator and random draws as shap.GradientExplainer); shap: shap.GradientExplainer itself, crop by crop (the reference).")
+    backend: Literal["riotvit", "shap"] = Field("riotvit", description="Image attribution per pixel (drivers.tif): riotvit: expected gradients batched across crops, per ViT patch from patch tokens computed once per crop (same estimator and random draws as shap.GradientExplainer); shap: shap.GradientExplainer itself, crop by crop (the reference).")
     nsamples: int = Field(16, ge=1, description="Background/path samples per crop of the image attribution (shap's nsamples).")
     seed: int = Field(0, description="Random seed of the samples (shap's rseed); the drivers' second run uses seed + 1.")
     top_k: int = Field(3, ge=1, le=10, description="Drivers listed per cell.")
