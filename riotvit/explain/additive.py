@@ -30,11 +30,10 @@ class AdditiveHead:
     """The riot logit of a late-fusion RiotModel split into its image and metadata terms."""
 
     def __init__(self, model):
-        bb, mlp, inp, lin = model.backbone, model.meta_mlp, model.meta_input, model.heads.layers["riot"]
+        mlp, inp, lin = model.meta_mlp, model.meta_input, model.heads.layers["riot"]
         first = mlp.net[0]
         d = lin.in_features - first.out_features
         w = lin.weight.detach().float()[0]
-        self.pool = lambda t: bb.forward_head(t, pre_logits=True)
         self.a, self.c = w[:d], w[d:]  # riot weights on the pooled image features / the metadata embedding
         self.bias = float(lin.bias.detach()) if lin.bias is not None else 0.0
         self.inp, self.rest = inp, mlp.net[1:]
@@ -48,7 +47,6 @@ class AdditiveHead:
         try:
             mlp, inp, lin = model.meta_mlp, model.meta_input, model.heads.layers["riot"]
             first = mlp.net[0]
-            model.backbone.forward_head  # noqa: B018 (the pooling must exist)
         except (AttributeError, KeyError, TypeError, IndexError):
             return None
         if (getattr(model, "fusion", None) != "late" or inp is None or not isinstance(lin, nn.Linear)
