@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from riotvit.errors import RiotvitError
+from riotvit.explain.additive import AdditiveHead
 
 
 class ShapleyError(RiotvitError):
@@ -86,11 +87,16 @@ def supports_shapley(model) -> bool:
 
 
 class Game:
-    """The riot logit of crops ``x`` against background crops ``b``, players swapped by masks."""
+    """The riot logit of crops ``x`` against background crops ``b``, players swapped by masks.
+
+    ``fast``: for late fusion with a linear riot head, split the logit into its image and metadata
+    terms (:mod:`riotvit.explain.additive`) so that the estimators run only the metadata MLP;
+    ``False`` evaluates every coalition with the whole head (the reference the tests compare with).
+    """
 
     def __init__(self, model, images: torch.Tensor, meta: torch.Tensor | None, bg_images: torch.Tensor,
                  bg_meta: torch.Tensor | None, batch_size: int = 128, batch_rows: int = 32768,
-                 bg_tokens: torch.Tensor | None = None):
+                 bg_tokens: torch.Tensor | None = None, fast: bool = True):
         if not supports_shapley(model):
             raise ShapleyError(f"Shapley drivers need image tokens that do not depend on the metadata "
                                f"(fusion late or none), not fusion '{model.fusion}'")
@@ -118,6 +124,21 @@ class Game:
             self.meta_b = bg_meta.float() if self.has_meta else None
             self.fx = self.head.riot(self.rep_x, self.meta_x).double().cpu().numpy()
             self.fb = self.head.riot(self.rep_b, self.meta_b).double().cpu().numpy()
+            self.additive = self._split(model, fast) if head is not None else None
+
+    def _split(self, model, fast: bool) -> AdditiveHead | None:
+        """The image / metadata split of the riot logit (:mod:`riotvit.explain.additive`), checked on a few crops."""
+        add = AdditiveHead.of(model) if fast else None
+        if add is None:
+            return None
+        self.cols_x, self.cols_b = add.columns(self.meta_x), add.columns(self.meta_b)
+        self.z_x, self.z_b = add.preact(self.cols_x), add.preact(self.cols_b)
+        self.hx = add.meta_term(self.z_x).double().cpu().numpy()
+        self.hb = add.meta_term(self.z_b).double().cpu().numpy()
+        got = add.image_term(self.rep_x[:8]).double().cpu().numpy() + self.hx[:8] + add.bias
+        if not np.allclose(got, self.fx[:8], rtol=1e-5, atol=1e-5):
+            return None
+        return add
 
     def __call__(self, crop: np.ndarray, bg: np.ndarray, present: np.ndarray) -> np.ndarray:
         """Riot logits (N,) for rows (crop index, background index, presence mask (N, P) bool)."""
@@ -161,6 +182,8 @@ def shapley_weights(p: int) -> np.ndarray:
 
 def exact_shapley(game: Game) -> PlayerValues:
     """Shapley values over all coalitions (2^P evaluations per cell and background crop)."""
+    if game.additive is not None:
+        return _exact_additive(game)
     p, nb, n = game.n_players, game.fb.size, game.fx.size
     masks = _coalitions(p)
     weights = shapley_weights(p)
@@ -192,14 +215,15 @@ def permutation_shapley(game: Game, permutations: int, seed: int, keys: np.ndarr
     if p == 1:
         units[:] = (game.fx[:, None] - game.fb[np.arange(pairs) % nb][None, :])[:, :, None]
         return PlayerValues(units.mean(1), game.fx, float(game.fb.mean()), units, "permutation", 2 * pairs)
+    if game.additive is not None:
+        return _permutation_additive(game, pairs, seed, keys)
     per = pairs * 2 * (p - 1)
     step = max(1, game.batch_rows // per)
     t = np.arange(1, p)[:, None]
     bg = np.arange(pairs) % nb
     for a in range(0, n, step):
         crops = np.arange(a, min(n, a + step))
-        perm = np.stack([np.random.default_rng([seed, int(keys[i]) & ((1 << 63) - 1)]).permuted(
-            np.tile(np.arange(p), (pairs, 1)), axis=1) for i in crops])  # (C, K, P)
+        perm = _permutations(seed, keys, crops, pairs, p)
         rank = np.argsort(perm, axis=-1)  # position of each player in its permutation
         fwd = rank[:, :, None, :] < t  # (C, K, P-1, P): the first t players
         rev = rank[:, :, None, :] >= p - t  # the last t players (the reversed permutation's coalitions)
@@ -216,6 +240,71 @@ def permutation_shapley(game: Game, permutations: int, seed: int, keys: np.ndarr
         r = np.zeros_like(u)
         np.put_along_axis(r, perm[:, :, ::-1], d_rev, axis=-1)
         units[crops] = 0.5 * (u + r)
+    return PlayerValues(units.mean(1), game.fx, float(game.fb.mean()), units, "permutation", 2 * pairs)
+
+
+def _permutations(seed: int, keys: np.ndarray, crops: np.ndarray, pairs: int, p: int) -> np.ndarray:
+    """(C, K, P): the permutations of each crop, drawn from ``(seed, key)``."""
+    return np.stack([np.random.default_rng([seed, int(keys[i]) & ((1 << 63) - 1)]).permuted(
+        np.tile(np.arange(p), (pairs, 1)), axis=1) for i in crops])
+
+
+# -- additive (late fusion, linear riot head): see riotvit.explain.additive --------------------
+def _image_units(game: Game, crops: np.ndarray, bg: np.ndarray) -> np.ndarray:
+    """(C, K) the image's marginal contribution f - h (image term) of the crop minus that of the background crop."""
+    return (game.fx - game.hx)[crops][:, None] - (game.fb - game.hb)[bg][None, :]
+
+
+def _exact_additive(game: Game) -> PlayerValues:
+    """:func:`exact_shapley` for an additive game: the metadata features' 2^F coalitions run the MLP only."""
+    f, nb, n = game.n_meta, game.fb.size, game.fx.size
+    masks = torch.from_numpy(_coalitions(f)).float().to(game.z_x.device)
+    weights = shapley_weights(f)
+    step = max(1, game.batch_rows // (masks.shape[0] * nb))
+    values = np.zeros((n, f + 1))
+    with torch.no_grad():
+        for a in range(0, n, step):
+            crops = np.arange(a, min(n, a + step))
+            c = torch.from_numpy(crops).to(game.z_x.device)
+            delta = game.cols_x.index_select(0, c)[:, None] - game.cols_b[None]  # (C, B, F, H)
+            z = game.z_b[None, :, None] + torch.einsum("sf,cbfh->cbsh", masks, delta)
+            v = game.additive.meta_term(z).double().cpu().numpy()  # (C, B, 2^F)
+            v[:, :, 0] = game.hb[None, :]  # the empty and full coalitions exactly
+            v[:, :, -1] = game.hx[crops, None]
+            values[crops, :f] = v.mean(1) @ weights
+            values[crops, f] = _image_units(game, crops, np.arange(nb)).mean(1)
+    return PlayerValues(values, game.fx, float(game.fb.mean()), None, "exact", 1 << (f + 1))
+
+
+def _permutation_additive(game: Game, pairs: int, seed: int, keys: np.ndarray) -> PlayerValues:
+    """:func:`permutation_shapley` for an additive game, with the same permutations (so the same values):
+    a permutation's metadata coalitions are a cumulative sum of first-layer differences."""
+    p, f, nb, n = game.n_players, game.n_meta, game.fb.size, game.fx.size
+    units = np.zeros((n, pairs, p))
+    step = max(1, game.batch_rows // (pairs * 2 * max(1, f - 1)))
+    bg = np.arange(pairs) % nb
+    dev = game.z_x.device
+    bg_t = torch.from_numpy(bg).to(dev)
+    with torch.no_grad():
+        for a in range(0, n, step):
+            crops = np.arange(a, min(n, a + step))
+            perm = _permutations(seed, keys, crops, pairs, p)
+            order = perm[perm != f].reshape(crops.size, pairs, f)  # the metadata features in permutation order
+            c = torch.from_numpy(crops).to(dev)
+            delta = game.cols_x.index_select(0, c)[:, None] - game.cols_b.index_select(0, bg_t)[None]  # (C, K, F, H)
+            zb = game.z_b.index_select(0, bg_t)[None, :, None]
+            ends = (np.broadcast_to(game.hb[bg][None, :, None], (crops.size, pairs, 1)),
+                    np.broadcast_to(game.hx[crops][:, None, None], (crops.size, pairs, 1)))
+            u = np.zeros((crops.size, pairs, f))
+            for o in (order, order[:, :, ::-1].copy()):  # the permutation, then its reverse
+                idx = torch.from_numpy(o).to(dev)[..., None]
+                h = game.additive.meta_term(zb + torch.take_along_dim(delta, idx, dim=2).cumsum(2)[:, :, :-1])
+                d = np.diff(np.concatenate([ends[0], h.double().cpu().numpy(), ends[1]], axis=-1), axis=-1)
+                part = np.zeros_like(u)
+                np.put_along_axis(part, o, d, axis=-1)  # position -> the feature added there
+                u += part
+            units[crops, :, :f] = 0.5 * u
+            units[crops, :, f] = _image_units(game, crops, bg)
     return PlayerValues(units.mean(1), game.fx, float(game.fb.mean()), units, "permutation", 2 * pairs)
 
 

@@ -12,6 +12,12 @@ or the completeness gap is large (:mod:`riotvit.explain.drivers`). Per ViT patch
 attribution (expected gradients), mosaicked over the region into ``drivers.tif``. Globally:
 ``shap_summary.png`` (beeswarm of the metadata features), ``shap_bar.png`` (mean |SHAP| per
 feature and the image), the completeness check and the reliability figures.
+
+Cost: the backbone runs once per crop for the drivers and f(x) (and once per run for the
+background crops); with late fusion and a linear riot head the coalitions then run only the
+metadata MLP (:mod:`riotvit.explain.additive`). The image attribution interpolates patch tokens
+computed once per crop and background crop, and needs one backward pass per sample: it is most
+of the cost (``nsamples``).
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from riotvit.config import StrictModel
 from riotvit.errors import ConfigError, suggest
 from riotvit.explain.attention import attention_rollout
 from riotvit.explain.drivers import assess, driver_columns, from_gradients, reliability_summary
-from riotvit.explain.gradients import Attributions, expected_gradients
+from riotvit.explain.gradients import Attributions, expected_gradients, patch_sums
 from riotvit.explain.plots import shap_bar, shap_beeswarm
 from riotvit.explain.shapley import Game, permutation_shapley, shapley_values, supports_shapley
 from riotvit.publish.mosaic import PatchRaster
@@ -39,7 +45,7 @@ from riotvit.train.bundle import Bundle
 class ExplainConfig(StrictModel):
     """Options of the explanation."""
 
-    backend: Literal["riotvit", "shap"] = Field("riotvit", description="Image attribution per pixel (drivers.tif): riotvit: expected gradients batched across crops (same estimator and random draws as shap.GradientExplainer); shap: shap.GradientExplainer itself, crop by crop (the reference).")
+    backend: Literal["riotvit", "shap"] = Field("riotvit", description="Image attribution per pixel (drivers.tif): riotvit: expected gradients batched across crops, per ViT patch from patch tokens computed once per crop (same estimator and random draws as shap.GradientExplainer); shap: shap.GradientExplainer itself, crop by crop (the reference).")
     nsamples: int = Field(16, ge=1, description="Background/path samples per crop of the image attribution (shap's nsamples).")
     seed: int = Field(0, description="Random seed of the samples (shap's rseed); the drivers' second run uses seed + 1.")
     top_k: int = Field(3, ge=1, le=10, description="Drivers listed per cell.")
@@ -76,7 +82,9 @@ class Explainer:
         self._reliable: list[np.ndarray] = []
         self._abs_patch: list[np.ndarray] = []
         self._attn: list[np.ndarray] = []  # a sample of attention values per batch: the style's range
-        self._bg_tokens = None
+        self._bg_tokens = None  # the background's tokens after the backbone (Shapley drivers), once per run
+        self._bg_embed = None  # and its patch embeddings (image attribution), once per run
+        self._expected: float | None = None  # mean riot logit over the background
         self.estimator, self.samples = "", 0
 
     # -- called by the predictor ------------------------------------------------------------
@@ -102,21 +110,28 @@ class Explainer:
         r = self.runner
         x = r.prepare(chips, masks)
         m = None if meta is None else torch.from_numpy(np.ascontiguousarray(meta)).to(r.device)
-        shapley = supports_shapley(r.model)
-        n_eg = self.cfg.nsamples if shapley else max(self.cfg.nsamples, self.cfg.gradient_samples)
-        if self.cfg.backend == "shap":
-            att = shap_gradient_explainer(r.model, x, m, self.bg_img, self.bg_meta, n_eg, self.cfg.seed)
-        else:
-            att = expected_gradients(r.model, x, m, self.bg_img, self.bg_meta, n_eg, self.cfg.seed, self.cfg.batch_size)
-        gh, gw = r.model.patch_grid
-        b, _, h, w = att.image.shape
-        patch = att.image.sum(1).reshape(b, gh, h // gh, gw, w // gw).sum((2, 4))
+        c = self.cfg
+        game = None
+        if supports_shapley(r.model):  # the crops' and background's tokens, once: the drivers and f(x), E f
+            game = Game(r.model, x, m, self.bg_img, self.bg_meta, c.batch_size, bg_tokens=self._bg_tokens)
+            self._bg_tokens, self._expected = game.bg_tokens, float(game.fb.mean())
+        n_eg = c.nsamples if game is not None else max(c.nsamples, c.gradient_samples)
+        if c.backend == "shap":
+            att = shap_gradient_explainer(r.model, x, m, self.bg_img, self.bg_meta, n_eg, c.seed)
+            patch = patch_sums(att.image, r.model.patch_grid)
+        else:  # per patch, from patch tokens computed once per crop and per background crop
+            att = expected_gradients(r.model, x, m, self.bg_img, self.bg_meta, n_eg, c.seed, c.batch_size,
+                                     per_patch=True, output=None if game is None else game.fx,
+                                     expected=self._expected, bg_tokens=self._bg_embed)
+            self._bg_embed, self._expected = att.bg_tokens, att.expected
+            patch = att.image
+        b = patch.shape[0]
         self.drivers.add(crops["col"].to_numpy(), crops["row"].to_numpy(), patch)
         if self.attention is not None:
             att_map = np.asarray(attention_rollout(r.model, x, m))
             self.attention.add(crops["col"].to_numpy(), crops["row"].to_numpy(), att_map)
             self._attn.append(att_map.ravel()[:: max(1, att_map.size // 256)])
-        run_a, run_b = self._runs(x, m, att, n_eg, crops)
+        run_a, run_b = self._runs(x, m, att, n_eg, crops, game)
         cand = [self.names.index(f) for f in self.report] + [len(self.names)]
         a = assess(run_a, run_b, cand)
         idx = crops.index.to_numpy()
@@ -132,12 +147,10 @@ class Explainer:
         self.expected = run_a.expected
         return rows.join(driver_columns(a.values, raw, self.names, self.report, self.cfg.top_k, rows.index, a.reliable))
 
-    def _runs(self, x, m, att: Attributions, n_eg: int, crops: pd.DataFrame):
+    def _runs(self, x, m, att: Attributions, n_eg: int, crops: pd.DataFrame, game: Game | None):
         """Run A and run B of the drivers (exact Shapley values are computed once and serve as both)."""
         r, c = self.runner, self.cfg
-        if supports_shapley(r.model):
-            game = Game(r.model, x, m, self.bg_img, self.bg_meta, c.batch_size, bg_tokens=self._bg_tokens)
-            self._bg_tokens = game.bg_tokens
+        if game is not None:
             keys = crops["col"].to_numpy().astype(np.int64) * 1_000_003 + crops["row"].to_numpy().astype(np.int64)
             run_a = shapley_values(r.model, x, m, self.bg_img, self.bg_meta, c.permutations, c.seed, keys,
                                    c.max_exact_players, game=game)
@@ -145,7 +158,8 @@ class Explainer:
         else:
             run_a = from_gradients(att, n_eg)
             run_b = from_gradients(expected_gradients(r.model, x, m, self.bg_img, self.bg_meta, n_eg, c.seed + 1,
-                                                      c.batch_size), n_eg)
+                                                      c.batch_size, per_patch=True, output=att.output,
+                                                      expected=att.expected, bg_tokens=self._bg_embed), n_eg)
         self.estimator, self.samples = run_a.estimator, run_a.samples
         return run_a, run_b
 

@@ -104,6 +104,32 @@ def test_additive_model_gives_the_known_contributions():
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("n_meta", [42, 6])
+def test_additive_fast_path_equals_the_full_head(n_meta):
+    """Late fusion, linear riot head: the metadata coalitions run only the MLP (first layer as a running
+    sum), the image player comes from the pooled features; the values are the full head's to float rounding."""
+    model = _tiny(n_meta=n_meta)
+    x, m, bx, bm = _inputs(5, 6, n_meta)
+    fast, slow = Game(model, x, m, bx, bm), Game(model, x, m, bx, bm, fast=False)
+    assert fast.additive is not None and slow.additive is None
+    np.testing.assert_array_equal(fast.fx, slow.fx)
+    keys = np.array([3, 1, 4, 1, 5])
+    pf, ps = permutation_shapley(fast, 24, seed=5, keys=keys), permutation_shapley(slow, 24, seed=5, keys=keys)
+    assert pf.units.shape == ps.units.shape == (5, 12, n_meta + 1)  # 24 permutations rounded up to 2 x 6 pairs
+    np.testing.assert_allclose(pf.units, ps.units, atol=1e-5)  # same permutations, pair by pair
+    np.testing.assert_allclose(pf.values, ps.values, atol=1e-5)
+    assert np.abs(pf.gap).max() < 1e-9 and np.abs(pf.values).max() > 1e-2
+    # the image player: a . (pooled(x) - pooled(b)), the same in every pair against one background crop
+    img = pf.units[:, :, -1]
+    np.testing.assert_allclose(img[:, :6], img[:, 6:], atol=1e-12)
+    if n_meta <= 9:
+        ef, es = exact_shapley(fast), exact_shapley(slow)
+        assert ef.estimator == es.estimator == "exact" and ef.samples == es.samples == 2 ** (n_meta + 1)
+        np.testing.assert_allclose(ef.values, es.values, atol=1e-5)
+        assert np.abs(ef.gap).max() < 1e-9
+
+
+@torch.no_grad()
 def test_exact_and_permutation_estimates_agree():
     model = _tiny(n_meta=6)
     x, m, bx, bm = _inputs(4, 4, 6)
