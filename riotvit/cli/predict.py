@@ -8,6 +8,8 @@ from typing import Annotated
 import typer
 
 from riotvit.cli._common import (
+    CLUSTER,
+    PANEL_SCALE,
     PIPELINE,
     PREDICT,
     RichReporter,
@@ -52,7 +54,6 @@ QGIS), catalog.json (STAC: the window as start/end_datetime, one asset per outpu
 """
 
 P_IN, P_META, P_RUN = "Input", "Metadata", "Run"
-CLUSTER = "riotvit.cluster:ClusterConfig"
 
 
 @handle_errors
@@ -77,8 +78,8 @@ def predict_command(
     admin: Annotated[str | None, typer.Option(help="Admin units to summarise by (wards, districts, P-codes): a vector file or catalog id; writes admin.gpkg and admin.csv.", rich_help_panel=P_META)] = None,
     admin_id: Annotated[str | None, typer.Option(help="The admin layer's id column (default: the first column unique per unit).", rich_help_panel=P_META)] = None,
     explain: Annotated[bool, typer.Option("--explain", help="Also write SHAP drivers and drivers.tif (see riotvit explain); runs in one process (not with --workers/--scheduler).", rich_help_panel=P_RUN)] = False,
-    workers: Annotated[int | None, config_option(CLUSTER, "workers", rich_help_panel=P_RUN)] = None,
-    scheduler: Annotated[str | None, config_option(CLUSTER, "scheduler", rich_help_panel=P_RUN)] = None,
+    workers: Annotated[int | None, config_option(CLUSTER, "workers", rich_help_panel=PANEL_SCALE)] = None,
+    scheduler: Annotated[str | None, config_option(CLUSTER, "scheduler", rich_help_panel=PANEL_SCALE)] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Predict even a region above --max-cells.", rich_help_panel=P_RUN)] = False,
     config: Annotated[Path | None, typer.Option(help="YAML with any predict option.", rich_help_panel=P_RUN)] = None,
     catalog: Annotated[Path | None, config_option(PIPELINE, "catalog", rich_help_panel=P_RUN)] = None,

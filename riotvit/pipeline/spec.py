@@ -138,6 +138,10 @@ class Pipeline:
                 continue
             module, cls_name = SECTION_MODELS[name].split(":")
             self.section(name, getattr(importlib.import_module(module), cls_name))
+        cl = self.spec.cluster
+        if self.explain and (cl.workers or cl.scheduler):
+            raise ConfigError(f"pipeline {self.path}: explanations run in one process, not on Dask; drop 'explain' from "
+                              "stages or cluster.workers/cluster.scheduler (or explain in a second pipeline without them)")
 
     def find(self, text: str) -> str:
         """Resolve a path from the pipeline file ({run} expanded); catalog ids pass through."""

@@ -196,7 +196,7 @@ def plan_predict(pipe: Pipeline) -> StageCall:
             explainer = Explainer(model, ecfg)
         r = predict(model, region, out, cfg, imagery=specs, acled=ms.acled, census=ms.census, population_raster=ms.population,
                     catalog=pipe.catalog, overwrite=True, yes=True, reporter=rep, explain=explainer, admin=admin,
-                    admin_id=src.admin_id, previous_imagery=previous)
+                    admin_id=src.admin_id, previous_imagery=previous, cluster=pipe.spec.cluster)
 
         relocate_project(out / "riotvit.qgs", pipe.run / "riotvit.qgs")
         d = {"crops": r.n_predicted, "km2": round(r.area_km2, 1), "crops_per_s": round(r.crops_per_s, 1),

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riotvit.errors import BundleError, RiotvitError
+from riotvit.errors import BundleError
 from riotvit.grid import CropGrid
 from riotvit.predict.checks import VALUE_CHECK_CROPS, value_sums
 from riotvit.predict.plan import PredictConfig
@@ -214,15 +214,9 @@ def predict_group(group: list[Block], ctx: BlockContext) -> GroupOutput:
 
     Idempotent (it writes nothing), so Dask may rerun it on another worker when one dies.
     """
-    try:
-        runner = worker_runner(ctx)
-        with open_readers(ctx) as (reader, before):
-            outs = [out for _b, out in group_outputs(ctx, runner, read_bands(ctx, reader, before, group))]
-    except RiotvitError as e:
-        # the one-line error travels alone: the GDAL error behind it may not pickle, and Dask would
-        # then send a plain Exception with its repr instead
-        e.__cause__ = e.__context__ = None
-        raise
+    runner = worker_runner(ctx)  # a RiotvitError travels alone, without its GDAL cause (riotvit.cluster)
+    with open_readers(ctx) as (reader, before):
+        outs = [out for _b, out in group_outputs(ctx, runner, read_bands(ctx, reader, before, group))]
     return GroupOutput(outs)
 
 

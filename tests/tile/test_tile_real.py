@@ -10,8 +10,8 @@ from rasterio.warp import transform_bounds
 from rasterio.windows import Window
 
 from riotvit.grid import CropGrid
-from riotvit.tile.plan import SourceSpec, TileConfig, plan_tiles
 from riotvit.tile.blockwork import in_stats_sample
+from riotvit.tile.plan import SourceSpec, TileConfig, plan_tiles
 from riotvit.tile.tiler import tile
 from riotvit.tile.tileset import TileSet
 
