@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import sys
 import tempfile
@@ -88,11 +87,12 @@ def worker_peaks(client) -> list[float]:
 
 
 def local_cluster(n: int, warm=None):
-    from distributed import Client, LocalCluster
+    from distributed import Client
+
+    from riotvit.cluster import local_cluster as riotvit_local_cluster
 
     t = time.perf_counter()
-    lc = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=logging.CRITICAL)
+    lc = riotvit_local_cluster(n)  # as riotvit starts it (--workers N)
     client = Client(lc)
     client.run(warm or _warm_tile)  # imports once per worker process, outside the clock
     return lc, client, time.perf_counter() - t
@@ -293,33 +293,48 @@ def memory_growth(work: Path, small: Path, big: Path, model: Path | None, worker
     return out
 
 
-def projection(tile_r: dict, pred_r: dict | None, workers_list=(16, 64, 256)) -> dict:
-    """Kenya and Nigeria from the measured per-worker rates (crops/s per one-thread worker)."""
+def rates(r: dict, workers: int) -> dict:
+    """Per-worker compute rates (alone on a core; sharing the machine) and the serial part, from one stage's runs."""
+    one, many = r["dask_1_worker"], r[f"dask_{workers}_workers"]
+    return {"alone": r["crops"] / one["task_compute_s"], "shared": r["crops"] / many["task_compute_s"],
+            # what one process does before, after and between the tasks (plan, metadata, merge, stitch, write)
+            "serial_s_per_crop": max(0.0, one["wall_s"] - one["task_compute_s"]) / r["crops"]}
+
+
+def projection(tile_r: dict, pred_r: dict | None, workers: int, workers_list=(16, 64, 256)) -> dict:
+    """Kenya and Nigeria from the rates measured here: [alone, shared] minutes on n one-core workers."""
     out: dict = {"assumptions": [
         "cells = land area / 0.672² km² (no overlap); every cell has imagery",
         "chips: 4 bands uint16; 64 px = 32 KiB, 224 px = 392 KiB per crop",
-        "CPU workers: [a, b] minutes = at the rate of one worker alone on a core here, and at the per-worker rate of "
-        "workers sharing this 2-core VM (10 m imagery resampled to 64 px); linear in workers (storage, the "
-        "scheduler and the coordinator's merge not limiting)",
-        "224 px tiling costs (224/64)² = 12.25x the 64 px pixels written; read cost is the same source pixels",
+        "CPU workers, 64 px crops of 10 m imagery: minutes = cells / (per-worker rate x n) + cells x the serial time "
+        "per crop; [a, b] = at the rate of one worker alone on a core, and of workers sharing this 2-core VM "
+        "(Dask's task stream); storage and the scheduler assumed not limiting",
+        "serial = what one process does outside the tasks, per crop: for tile the stitch and planning, for predict "
+        "the metadata, the merge and the writing of cells, risk.tif and the project (measured with 1 worker)",
         f"H200: vit_small at 224 px, bf16, compiled: {H200_INFER_COMPILED:,.0f} crops/s per test-time view (design notes); "
-        "predict time = cells x views / that rate when the data path keeps up (it needs about "
-        f"{H200_CROPS_PER_CORE_NEEDED:,.0f} crops/s per core from 16 cores)",
+        "model time = cells x views / that rate, if the data path keeps up (about "
+        f"{H200_CROPS_PER_CORE_NEEDED:,.0f} crops/s per core from 16 cores); the serial merge is added as measured here",
     ]}
-    # a worker with a core of its own (the 1-worker run) and one sharing this VM with another (the N-worker run)
-    rate = {"tile": (tile_r["dask_1_crops_per_s"], tile_r["dask_n_crops_per_s_per_worker"])}
+    rt = {"tile": rates(tile_r, workers)}
     if pred_r:
-        rate["predict_tiny64"] = (pred_r["dask_1_crops_per_s"], pred_r["dask_n_crops_per_s_per_worker"])
+        rt["predict_tiny64"] = rates(pred_r, workers)
+    out["rates"] = rt
     for name, km2 in COUNTRIES.items():
         cells = km2 / 0.672**2
         c: dict = {"area_km2": km2, "cells": round(cells), "chips_64px_gb": round(cells * 4 * 64 * 64 * 2 / 1e9, 1),
                    "chips_224px_gb": round(cells * 4 * 224 * 224 * 2 / 1e9, 1)}
-        for stage, (alone, shared) in rate.items():
+        for stage, r in rt.items():
+            serial = cells * r["serial_s_per_crop"]
+            c[f"{stage}_serial_min"] = round(serial / 60, 1)
             for n in workers_list:
-                c[f"{stage}_{n}_workers_min"] = [round(cells / (alone * n) / 60, 1), round(cells / (shared * n) / 60, 1)]
+                c[f"{stage}_{n}_workers_min"] = [round((cells / (r['alone'] * n) + serial) / 60, 1),
+                                                 round((cells / (r['shared'] * n) + serial) / 60, 1)]
+        merge = cells * rt["predict_tiny64"]["serial_s_per_crop"] if pred_r else 0.0
         for gpus in (1, 8):
-            c[f"predict_vit_small_224_{gpus}xH200_tta1_min"] = round(cells / (H200_INFER_COMPILED * gpus) / 60, 2)
-            c[f"predict_vit_small_224_{gpus}xH200_tta8_min"] = round(8 * cells / (H200_INFER_COMPILED * gpus) / 60, 2)
+            for views in (1, 8):
+                c[f"predict_vit_small_224_{gpus}xH200_tta{views}_min"] = [
+                    round(views * cells / (H200_INFER_COMPILED * gpus) / 60, 2),
+                    round((views * cells / (H200_INFER_COMPILED * gpus) + merge) / 60, 1)]
         out[name] = c
     return out
 
@@ -355,7 +370,7 @@ def main() -> None:
             res["predict"] = bench_predict(work, model, big, args.workers, args.tta)
             print(json.dumps(res["predict"], indent=1), file=sys.stderr)
         res["memory"] = memory_growth(work, small, big, model, args.workers, args.tta)
-        res["projection"] = projection(res["tile"], res.get("predict"))
+        res["projection"] = projection(res["tile"], res.get("predict"), args.workers)
     res["load_avg_after"] = list(load_average())
     text = json.dumps(res, indent=2, default=float)
     print(text)

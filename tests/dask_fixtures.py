@@ -6,11 +6,12 @@ a task needs must travel to it (paths, plans, arrays) and nothing is shared by a
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 
 import pytest
+
+from riotvit.cluster import local_cluster
 
 distributed = pytest.importorskip("distributed")
 
@@ -18,8 +19,7 @@ distributed = pytest.importorskip("distributed")
 @pytest.fixture(scope="module")
 def dask_client():
     """A client of a fresh two-worker local cluster (one thread per worker), closed after the module."""
-    cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                                       silence_logs=logging.CRITICAL)
+    cluster = local_cluster(2)
     client = distributed.Client(cluster)
     try:
         yield client
