@@ -11,9 +11,10 @@ In one run on this machine:
    stitch of the Dask shards is timed on its own. The tile sets are checked byte-identical.
 3. **Predict** a tiny ViT bundle (trained for one epoch on the synthetic city: speed does not
    depend on the weights) over the province the same three ways; risk rasters checked equal.
-4. **Memory**: peak RSS (VmHWM) of every Dask worker after tiling and predicting the quarter
-   province and the whole province, each on a fresh cluster: it must stay flat as the area
-   grows 4x.
+4. **Memory and serial work**: peak RSS (VmHWM) of a Dask worker after tiling and predicting
+   the quarter province and the whole province, each on a fresh cluster: it must stay flat as
+   the area grows 4x. The two sizes also split the work one process does outside the tasks
+   (planning, stitch, metadata, merge, writing) into a fixed part and a part per crop.
 5. **Projection** for Kenya and Nigeria from the measured per-worker rates and the H200
    references in the design notes (``../shared/DESIGN.md``), with its assumptions printed.
 
@@ -261,47 +262,49 @@ def _imagery_region(raster: Path):
     return Region(raster.stem, g, str(raster))
 
 
-def memory_growth(work: Path, small: Path, big: Path, model: Path | None, workers: int, tta: int) -> dict:
-    """Peak RSS per worker on a fresh cluster: quarter province, then the whole province."""
+def quarter_runs(work: Path, small: Path, model: Path | None, tile_r: dict, pred_r: dict | None, tta: int) -> dict:
+    """The quarter province (a 4x smaller area) on one worker: its peak memory against the whole province's,
+    and a second point for the serial part (so it splits into a fixed cost and a cost per crop)."""
     from riotvit.predict.plan import PredictConfig
     from riotvit.predict.predictor import predict
     from riotvit.tile.plan import SourceSpec, TileConfig
     from riotvit.tile.tiler import tile
 
     out: dict = {}
-    for name, r in (("quarter", small), ("whole", big)):
-        lc, client, _ = local_cluster(workers)
-        try:
-            tile([r], work / f"m_t_{name}", TileConfig(crop_px=CROP_PX, block_crops=16), overwrite=True, cluster=client)
-            out[f"tile_{name}_worker_peak_mb"] = max(worker_peaks(client))
-        finally:
-            client.close()
-            lc.close()
-        if model is None:
+    res: dict = {}
+    res["tile"] = on_cluster(1, lambda c: tile([small], work / "q_t", TileConfig(crop_px=CROP_PX, block_crops=16),
+                                               overwrite=True, cluster=c))
+    res["tile"]["crops"] = int(len(__import__("pandas").read_parquet(work / "q_t" / "tiles.parquet", columns=["col"])))
+    if model is not None:
+        def run(c):
+            res["predict"]["crops"] = predict(model, _imagery_region(small), work / "q_p",
+                                              PredictConfig(tta=tta, max_cells=10_000_000), imagery=[SourceSpec(small)],
+                                              overwrite=True, yes=True, cluster=c).n_predicted
+        res["predict"] = {}
+        res["predict"].update(on_cluster(1, run, _warm_predict))
+    for k, whole in (("tile", tile_r), ("predict", pred_r)):
+        if k not in res or whole is None:
             continue
-        lc, client, _ = local_cluster(workers, _warm_predict)
-        try:
-            predict(model, _imagery_region(r), work / f"m_p_{name}", PredictConfig(tta=tta, max_cells=10_000_000),
-                    imagery=[SourceSpec(r)], overwrite=True, yes=True, cluster=client)
-            out[f"predict_{name}_worker_peak_mb"] = max(worker_peaks(client))
-        finally:
-            client.close()
-            lc.close()
-    for k in ("tile", "predict"):
-        if f"{k}_whole_worker_peak_mb" in out:
-            out[f"{k}_peak_ratio_4x"] = out[f"{k}_whole_worker_peak_mb"] / out[f"{k}_quarter_worker_peak_mb"]
+        q, w = res[k], whole["dask_1_worker"]
+        out[f"{k}_quarter"] = q
+        out[f"{k}_peak_mb_quarter_vs_whole"] = [max(q["worker_peak_mb"]), max(w["worker_peak_mb"])]
+        out[f"{k}_peak_ratio_4x"] = max(w["worker_peak_mb"]) / max(q["worker_peak_mb"])
+        sq, sw = q["wall_s"] - q["task_compute_s"], w["wall_s"] - w["task_compute_s"]
+        per_crop = max(0.0, (sw - sq) / max(1, whole["crops"] - q["crops"]))
+        out[f"{k}_serial"] = {"fixed_s": max(0.0, sw - per_crop * whole["crops"]), "s_per_crop": per_crop,
+                              "quarter_s": sq, "whole_s": sw}
     return out
 
 
-def rates(r: dict, workers: int) -> dict:
+def rates(r: dict, workers: int, serial: dict) -> dict:
     """Per-worker compute rates (alone on a core; sharing the machine) and the serial part, from one stage's runs."""
     one, many = r["dask_1_worker"], r[f"dask_{workers}_workers"]
     return {"alone": r["crops"] / one["task_compute_s"], "shared": r["crops"] / many["task_compute_s"],
-            # what one process does before, after and between the tasks (plan, metadata, merge, stitch, write)
-            "serial_s_per_crop": max(0.0, one["wall_s"] - one["task_compute_s"]) / r["crops"]}
+            # what one process does outside the tasks (plan, metadata, merge, stitch, write): fixed + per crop
+            "serial_fixed_s": serial["fixed_s"], "serial_s_per_crop": serial["s_per_crop"]}
 
 
-def projection(tile_r: dict, pred_r: dict | None, workers: int, workers_list=(16, 64, 256)) -> dict:
+def projection(tile_r: dict, pred_r: dict | None, workers: int, q: dict, workers_list=(16, 64, 256)) -> dict:
     """Kenya and Nigeria from the rates measured here: [alone, shared] minutes on n one-core workers."""
     out: dict = {"assumptions": [
         "cells = land area / 0.672² km² (no overlap); every cell has imagery",
@@ -309,27 +312,29 @@ def projection(tile_r: dict, pred_r: dict | None, workers: int, workers_list=(16
         "CPU workers, 64 px crops of 10 m imagery: minutes = cells / (per-worker rate x n) + cells x the serial time "
         "per crop; [a, b] = at the rate of one worker alone on a core, and of workers sharing this 2-core VM "
         "(Dask's task stream); storage and the scheduler assumed not limiting",
-        "serial = what one process does outside the tasks, per crop: for tile the stitch and planning, for predict "
-        "the metadata, the merge and the writing of cells, risk.tif and the project (measured with 1 worker)",
+        "serial = what one process does outside the tasks (1 worker: wall minus the tasks' compute): for tile the "
+        "planning, stitch and tiles.parquet, for predict the model load, metadata, merge and the writing of cells, "
+        "risk.tif, map and project; split into a fixed part and a part per crop from the quarter and whole province",
         f"H200: vit_small at 224 px, bf16, compiled: {H200_INFER_COMPILED:,.0f} crops/s per test-time view (design notes); "
         "model time = cells x views / that rate, if the data path keeps up (about "
         f"{H200_CROPS_PER_CORE_NEEDED:,.0f} crops/s per core from 16 cores); the serial merge is added as measured here",
     ]}
-    rt = {"tile": rates(tile_r, workers)}
+    rt = {"tile": rates(tile_r, workers, q["tile_serial"])}
     if pred_r:
-        rt["predict_tiny64"] = rates(pred_r, workers)
+        rt["predict_tiny64"] = rates(pred_r, workers, q["predict_serial"])
     out["rates"] = rt
     for name, km2 in COUNTRIES.items():
         cells = km2 / 0.672**2
         c: dict = {"area_km2": km2, "cells": round(cells), "chips_64px_gb": round(cells * 4 * 64 * 64 * 2 / 1e9, 1),
                    "chips_224px_gb": round(cells * 4 * 224 * 224 * 2 / 1e9, 1)}
         for stage, r in rt.items():
-            serial = cells * r["serial_s_per_crop"]
+            serial = r["serial_fixed_s"] + cells * r["serial_s_per_crop"]
             c[f"{stage}_serial_min"] = round(serial / 60, 1)
             for n in workers_list:
                 c[f"{stage}_{n}_workers_min"] = [round((cells / (r['alone'] * n) + serial) / 60, 1),
                                                  round((cells / (r['shared'] * n) + serial) / 60, 1)]
-        merge = cells * rt["predict_tiny64"]["serial_s_per_crop"] if pred_r else 0.0
+        pr = rt.get("predict_tiny64")
+        merge = pr["serial_fixed_s"] + cells * pr["serial_s_per_crop"] if pr else 0.0
         for gpus in (1, 8):
             for views in (1, 8):
                 c[f"predict_vit_small_224_{gpus}xH200_tta{views}_min"] = [
@@ -369,8 +374,8 @@ def main() -> None:
         if model is not None:
             res["predict"] = bench_predict(work, model, big, args.workers, args.tta)
             print(json.dumps(res["predict"], indent=1), file=sys.stderr)
-        res["memory"] = memory_growth(work, small, big, model, args.workers, args.tta)
-        res["projection"] = projection(res["tile"], res.get("predict"), args.workers)
+        res["quarter"] = quarter_runs(work, small, model, res["tile"], res.get("predict"), args.tta)
+        res["projection"] = projection(res["tile"], res.get("predict"), args.workers, res["quarter"])
     res["load_avg_after"] = list(load_average())
     text = json.dumps(res, indent=2, default=float)
     print(text)
