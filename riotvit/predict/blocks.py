@@ -25,14 +25,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from riotvit.cluster import worker_cache
+from riotvit.device import choose_device
 from riotvit.errors import BundleError
 from riotvit.grid import CropGrid
+from riotvit.io import file_sha256
+from riotvit.join.features import MetaScaler
 from riotvit.predict.checks import VALUE_CHECK_CROPS, value_sums
 from riotvit.predict.plan import PredictConfig
+from riotvit.predict.runner import ModelRunner
 from riotvit.predict.temporal import with_previous
 from riotvit.publish.layers import cell_rows, cell_share
 from riotvit.tile.bands import Band, block_bands, companion_band, cut_row
 from riotvit.tile.reader import GridReader
+from riotvit.train.bundle import WEIGHTS, Bundle
 
 Block = tuple[range, range, np.ndarray]
 """A block of the plan (:meth:`~riotvit.predict.plan.PredictPlan.blocks`): its columns, its rows, its crops' indexes."""
@@ -222,8 +228,6 @@ def predict_group(group: list[Block], ctx: BlockContext) -> GroupOutput:
 
 def worker_device(device: str, precision: str) -> str:
     """The device a worker's model would run on (``cpu`` or ``cuda``), to decide how work is grouped."""
-    from riotvit.device import choose_device
-
     return choose_device(device, precision, "off", option="--device").device
 
 
@@ -234,12 +238,6 @@ def worker_runner(ctx: BlockContext):
         BundleError: the bundle's weights changed since the coordinator read them.
     """
     import torch
-
-    from riotvit.cluster import worker_cache
-    from riotvit.device import choose_device
-    from riotvit.io import file_sha256
-    from riotvit.predict.runner import ModelRunner
-    from riotvit.train.bundle import WEIGHTS, Bundle
 
     cache = worker_cache()
     cfg = ctx.cfg
@@ -275,7 +273,5 @@ def _worker_threads() -> int:
 
 def scaled_metadata(bundle_meta, features: pd.DataFrame) -> np.ndarray | None:
     """The plan's metadata scaled with the bundle's scaler, as the model takes it (None if it takes none)."""
-    from riotvit.join.features import MetaScaler
-
     scaler = MetaScaler.from_dict(bundle_meta.features.model_dump())
     return scaler.transform(features) if scaler.names else None

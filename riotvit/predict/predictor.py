@@ -9,6 +9,9 @@ results stream into ``cells.gpkg``/``cells.geojson`` and an on-disk accumulator 
 The blocks run in this process (the next blocks read in a background thread) or on Dask
 workers (``cluster``); either way one process merges their outputs in block order and writes
 the single COG, so the maps are the same to the last bit.
+
+Size: the stage function, its metadata and the run record (``run.json``) read the same plan and
+bundle; the block work itself lives in :mod:`riotvit.predict.blocks`.
 """
 
 from __future__ import annotations
