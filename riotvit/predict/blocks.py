@@ -1,8 +1,7 @@
 """One unit of a prediction: read a group of blocks, run the model batch by batch, return what the maps need.
 
 A prediction runs in one process or on Dask workers, and both run the same code: the crops of a
-**group** (one block of ``block_crops`` x ``block_crops`` crops; on a CUDA device, consecutive
-blocks until a batch is full) are cut from the imagery, batched by ``batch_size`` (a batch never
+**group** (consecutive blocks of ``block_crops`` x ``block_crops`` crops until a batch is full) are cut from the imagery, batched by ``batch_size`` (a batch never
 spans two groups), scored by :class:`~riotvit.predict.runner.ModelRunner` and turned into
 :class:`BatchOutput`: the crops' attribute rows, their ``risk.tif`` values and the partial sums
 of the value-range check. One process merges the outputs in group order
@@ -94,7 +93,7 @@ def read_dtype(sources: Iterable, previous: Iterable) -> str:
 
 
 def block_groups(blocks: list[Block], batch_size: int, across: bool) -> list[list[Block]]:
-    """The units of work: one block each, or (``across``, for a GPU) consecutive blocks holding a batch."""
+    """The units of work: consecutive blocks holding a batch (``across``, what predict uses), or one block each."""
     if not across:
         return [[b] for b in blocks]
     groups: list[list[Block]] = [[]]

@@ -234,8 +234,9 @@ def predict(
             devices = {dc.device}
         else:
             devices = set(client.run(worker_device, cfg.device, cfg.precision).values())
-        # one block per batch on a CPU; a GPU fills its batches from consecutive blocks (on Dask too)
-        groups = block_groups(plan.blocks(cfg.block_crops), cfg.batch_size, across=devices == {"cuda"})
+        # batches filled from consecutive blocks, in one process and on Dask alike (small edge blocks would
+        # otherwise make small batches: the demo's predict + explain ran 10% slower with a batch per block)
+        groups = block_groups(plan.blocks(cfg.block_crops), cfg.batch_size, across=True)
         with atomic_dir(st.out, overwrite=True) as work:
             if explain is not None:
                 explain.begin(plan, work, runner, feats)
