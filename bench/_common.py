@@ -131,3 +131,11 @@ def environment() -> dict[str, Any]:
 
 def fmt_rate(n: int, seconds: float) -> str:
     return f"{n / seconds:,.0f}" if seconds > 0 else "inf"
+
+
+def emit_json(out: dict[str, Any], path: Path | None) -> None:
+    """Print a bench's figures as JSON, and write them to ``path`` too when given."""
+    text = json.dumps(out, indent=2)
+    print(text)
+    if path:
+        Path(path).write_text(text)

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from _common import emit_json  # noqa: E402
 
 CHILD = r"""
 import json, sys, time, resource
@@ -106,9 +107,7 @@ def main() -> None:
            "share_of_ceiling_tta1_end_to_end": round(runs["region_4x_tta1"]["crops_per_s"] / ceiling, 3),
            "peak_mb_ratio_4x": round(runs["region_4x_tta1"]["peak_mb"] / runs["region_tta1"]["peak_mb"], 3),
            "load_avg": os.getloadavg()[0]}
-    print(json.dumps(out, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(out, indent=2))
+    emit_json(out, args.json)
 
 
 if __name__ == "__main__":

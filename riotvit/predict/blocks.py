@@ -15,7 +15,7 @@ in a small :class:`BlockContext` sent to it once, and keeps the loaded model bet
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from functools import cached_property
@@ -196,14 +196,19 @@ def run_batch(ctx: BlockContext, runner, batch: Batch, check: bool) -> BatchOutp
     return BatchOutput(idx, pred, cell_rows(crops, pred), crops["col"].to_numpy(), crops["row"].to_numpy(), vals, part)
 
 
-def group_outputs(ctx: BlockContext, runner, bands: Iterable[tuple[range, Band, Band | None]]
-                  ) -> Iterator[tuple[Batch, BatchOutput]]:
-    """Every batch of a group with its output (the one loop both the single process and a Dask worker run)."""
+def group_outputs(ctx: BlockContext, runner, bands: Iterable[tuple[range, Band, Band | None]],
+                  still_checking: Callable[[], bool] | None = None) -> Iterator[tuple[Batch, BatchOutput]]:
+    """Every batch of a group with its output (the one loop both the single process and a Dask worker run).
+
+    ``still_checking``: whether the coordinator's value-range check still takes batches (in one
+    process; a Dask worker cannot know, and sums its group's first crops).
+    """
     seen = 0
     for batch in batches(ctx, bands):
         # the check looks at the run's first crops: past VALUE_CHECK_CROPS in this group, the
-        # coordinator has enough whatever came before
-        yield batch, run_batch(ctx, runner, batch, check=seen < VALUE_CHECK_CROPS)
+        # coordinator has enough whatever came before, and once it has enough, nothing more is summed
+        check = seen < VALUE_CHECK_CROPS and (still_checking is None or still_checking())
+        yield batch, run_batch(ctx, runner, batch, check=check)
         seen += batch.idx.size
 
 

@@ -58,6 +58,7 @@ from riotvit.predict.plan import PredictConfig, PredictPlan, catalog_imagery, pl
 from riotvit.predict.region import Region
 from riotvit.predict.runner import ModelRunner
 from riotvit.predict.temporal import previous_sources
+from riotvit.predict.writer import BackgroundWriter
 from riotvit.progress import Reporter
 from riotvit.publish.admin import read_admin
 from riotvit.publish.layers import CellLayer, CropsWriter, write_cells
@@ -313,7 +314,8 @@ def _stream(plan: PredictPlan, ctx: BlockContext, groups: list[list[Block]], run
     """Predict every group, here or on Dask, and merge the outputs in group order; returns the crops predicted.
 
     The merge is the same either way, so a distributed run writes the single-process run's pixels
-    and cells. Here, the next groups are read in a background thread while the model runs.
+    and cells. Here, the next groups are read in a background thread while the model runs, and
+    the outputs are merged into the files in another (:class:`~riotvit.predict.writer.BackgroundWriter`).
     """
 
     g = plan.grid
@@ -332,21 +334,24 @@ def _stream(plan: PredictPlan, ctx: BlockContext, groups: list[list[Block]], run
         n_done += out.idx.size
 
     try:
-        if client is None:
-            with closing(_local_groups(ctx, groups)) as local:
-                for group, bands in local:
-                    for batch, out in group_outputs(ctx, runner, bands):
-                        if explain is not None:
-                            crops = plan.crops.iloc[batch.idx].assign(valid_fraction=batch.fractions)
-                            out.rows = explain.add(crops, batch.chips, batch.masks,
-                                                   None if ctx.meta is None else ctx.meta[batch.idx], out.pred, out.rows)
-                        merge(out)
-                    rep.advance(group_crops(group))
-        else:
-            for i, res in ordered_map(client, predict_group, groups, ctx):
-                for out in res.batches:
-                    merge(out)
-                rep.advance(group_crops(groups[i]))
+        # cells and risk.tif are merged in a background thread, in order: the model never waits for a write
+        with BackgroundWriter(merge) as writer:
+            if client is None:
+                with closing(_local_groups(ctx, groups)) as local:
+                    for group, bands in local:
+                        for batch, out in group_outputs(ctx, runner, bands, lambda: not values.done):
+                            if explain is not None:
+                                crops = plan.crops.iloc[batch.idx].assign(valid_fraction=batch.fractions)
+                                out.rows = explain.add(crops, batch.chips, batch.masks,
+                                                       None if ctx.meta is None else ctx.meta[batch.idx], out.pred,
+                                                       out.rows)
+                            writer.put(out)
+                        rep.advance(group_crops(group))
+            else:
+                for i, res in ordered_map(client, predict_group, groups, ctx):
+                    for out in res.batches:
+                        writer.put(out)
+                    rep.advance(group_crops(groups[i]))
         cells.close()
         raster.close()
     except BaseException:

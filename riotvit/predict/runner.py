@@ -25,7 +25,7 @@ from riotvit.train.augment import dihedral
 from riotvit.train.baselines import HistoryCensusBaseline
 from riotvit.train.bundle import Bundle
 from riotvit.train.calibration import calibrator_from_dict
-from riotvit.train.data import chips_to_tensor, normalise
+from riotvit.train.data import chips_to_tensor, normalise, to_device
 from riotvit.train.forecast_metrics import count_interval
 from riotvit.train.loop import autocast
 from riotvit.train.stacking import Stacker
@@ -102,7 +102,7 @@ class ModelRunner:
         normalised with its own mask, as in training.
         """
         x = chips_to_tensor(chips, self.device)
-        v = torch.from_numpy(np.ascontiguousarray(masks)).to(self.device)
+        v = to_device(torch.from_numpy(np.ascontiguousarray(masks)), self.device)
         if v.ndim == 3:
             return normalise(x, v, self._mean, self._std, self.input_px)
         c = x.shape[1] // v.shape[1]
@@ -162,7 +162,7 @@ class ModelRunner:
             k = min(self.batch_size, n - a)
             size = _bucket(k, self.batch_size)  # a few fixed shapes: kernels are reused, not rebuilt
             x = self.prepare(_pad(chips[a : a + k], size), _pad(masks[a : a + k], size))
-            m = None if meta is None else torch.from_numpy(_pad(np.ascontiguousarray(meta[a : a + k]), size)).to(self.device)
+            m = None if meta is None else to_device(torch.from_numpy(_pad(np.ascontiguousarray(meta[a : a + k]), size)), self.device)
             views = [dihedral(x, torch.full((x.shape[0],), k, device=self.device)) if k else x for k in range(self.tta)]
             res: list[dict[str, list]] = []
             for model in self.models:

@@ -80,9 +80,6 @@ def _imagery_rgb(pred_dir: Path, run: dict, crs: Any, bounds: tuple[float, float
     """The first imagery source as an (H, W, 4) RGBA array over ``bounds`` in ``crs``, stretched
     2-98 %; None when it is absent or unreadable (the map is then drawn without it)."""
     import rasterio
-    from rasterio.enums import Resampling
-    from rasterio.transform import from_bounds
-    from rasterio.warp import reproject
 
     left, right, bottom, top = bounds
     for src in run.get("imagery") or []:
@@ -96,11 +93,10 @@ def _imagery_rgb(pred_dir: Path, run: dict, crs: Any, bounds: tuple[float, float
                 idx = idx or ([1, 2, 3] if ds.count >= 3 else [1, 1, 1])
                 px = max(abs(ds.transform.a), (right - left) / MAX_IMAGE_PX) if ds.crs == crs else (right - left) / MAX_IMAGE_PX
                 shape = (max(1, round((top - bottom) / px)), max(1, round((right - left) / px)))
-                dst = np.full((3, *shape), np.nan)
-                for k, i in enumerate(idx):
-                    reproject(rasterio.band(ds, i), dst[k], dst_transform=from_bounds(left, bottom, right, top,
-                              shape[1], shape[0]), dst_crs=crs, dst_nodata=np.nan, resampling=Resampling.average)
+                dst = _backdrop(ds, idx, crs, bounds, shape)
         except Exception:  # noqa: BLE001 - the picture still shows the risk without the imagery
+            continue
+        if dst is None:
             continue
         valid = np.isfinite(dst).all(axis=0)
         if not valid.any():
@@ -112,6 +108,70 @@ def _imagery_rgb(pred_dir: Path, run: dict, crs: Any, bounds: tuple[float, float
         rgba[..., 3] = valid
         return rgba
     return None
+
+
+def _backdrop(ds, idx: list[int], crs: Any, bounds: tuple[float, float, float, float],
+              shape: tuple[int, int]) -> np.ndarray | None:
+    """Bands ``idx`` of ``ds`` averaged onto ``shape`` pixels over ``bounds`` (NaN where there is no imagery).
+
+    The window under the map is read once for all bands, in strips, averaged over whole blocks of
+    pixels to about the map's resolution, and only that small array is warped: the map of a 24 km region of 3 m
+    imagery took 10 s when every band was warped from full resolution, and takes about 1 s (the
+    decoding).
+    """
+    import rasterio
+    from affine import Affine
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_bounds
+    from rasterio.warp import reproject, transform_bounds
+    from rasterio.windows import Window
+    from rasterio.windows import from_bounds as window_from_bounds
+
+    left, right, bottom, top = bounds
+    dst_t = from_bounds(left, bottom, right, top, shape[1], shape[0])
+    dst = np.full((len(idx), *shape), np.nan)
+    sb = (left, bottom, right, top) if ds.crs == crs else transform_bounds(crs, ds.crs, left, bottom, right, top,
+                                                                          densify_pts=21)
+    step = min((sb[2] - sb[0]) / abs(ds.transform.a) / shape[1], (sb[3] - sb[1]) / abs(ds.transform.e) / shape[0])
+    with rasterio.Env(GDAL_NUM_THREADS="ALL_CPUS"):  # decode the imagery's tiles on every core
+        if step < 2 or ds.transform.b or ds.transform.d:  # little to decimate (or a rotated raster): warp it all
+            reproject(rasterio.band(ds, idx), dst, dst_transform=dst_t, dst_crs=crs, dst_nodata=np.nan,
+                      resampling=Resampling.average)
+            return dst
+        win = window_from_bounds(*sb, transform=ds.transform)
+        win = Window(win.col_off - 2 * step, win.row_off - 2 * step, win.width + 4 * step,
+                     win.height + 4 * step).round_offsets().round_lengths()
+        try:
+            win = win.intersection(Window(0, 0, ds.width, ds.height))
+        except Exception:  # noqa: BLE001 - rasterio raises when they do not intersect
+            return None
+        k = int(step)
+        strip = k * max(1, 512 // k)  # source rows per read: whole k-blocks, about 512 rows
+        parts = [_block_mean(ds.read(idx, window=Window(win.col_off, r, win.width,
+                                                        min(strip, win.row_off + win.height - r)), masked=True), k)
+                 for r in range(win.row_off, win.row_off + win.height, strip)]
+    src = np.concatenate(parts, axis=1)
+    t = ds.window_transform(win) @ Affine.scale(k)
+    reproject(src, dst, src_transform=t, src_crs=ds.crs, src_nodata=np.nan, dst_transform=dst_t, dst_crs=crs,
+              dst_nodata=np.nan, resampling=Resampling.average)
+    return dst
+
+
+def _block_mean(data: np.ma.MaskedArray, k: int) -> np.ndarray:
+    """Mean of the valid pixels of every k x k block (NaN where none is valid); a partial last block averages what it has."""
+    c, h, w = data.shape
+    ok = ~np.ma.getmaskarray(data).any(axis=0)
+    pad = ((0, 0), (0, -h % k), (0, -w % k))
+    v = np.pad(np.ma.getdata(data) * ok if not ok.all() else np.ma.getdata(data), pad)
+    n = np.pad(ok, pad[1:]).astype(np.float32)
+
+    def blocks(a: np.ndarray) -> np.ndarray:  # k strided adds per axis: memory-bound, no per-block reduction
+        a = sum(a[..., i::k].astype(np.float32) for i in range(k))
+        return sum(a[..., i::k, :] for i in range(k))
+
+    s, m = blocks(v), blocks(n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(m > 0, s / m, np.nan)
 
 
 def _partial_cells(pred_dir: Path, crs: Any):

@@ -31,24 +31,38 @@ def _to_torch_int(a: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(a)
 
 
+_UINT16 = getattr(torch, "uint16", None)  # torch >= 2.3 converts uint16 to float in one pass
+
+
 def _to_float(t: torch.Tensor, np_dtype: np.dtype) -> torch.Tensor:
+    """Chips (uint16 travelling as int16) as float32: the same values, one pass where torch knows uint16."""
     if np_dtype == np.uint16:
+        if _UINT16 is not None:
+            return t.view(_UINT16).to(torch.float32)
         return (t.to(torch.int32) & 0xFFFF).to(torch.float32)
     return t.to(torch.float32)
 
 
 def normalise(x: torch.Tensor, valid: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, input_px: int) -> torch.Tensor:
     """Band-normalise reflectance, set invalid pixels to 0 (the band mean), resize to the model input."""
-    x = (x - mean) / std
-    x = torch.where(valid.unsqueeze(1), x, torch.zeros((), device=x.device))
+    x = x.sub(mean).div_(std).masked_fill_(~valid.unsqueeze(1), 0.0)  # (x - mean) / std, one new tensor
     if x.shape[-1] != input_px:
         x = F.interpolate(x, size=(input_px, input_px), mode="area" if input_px < x.shape[-1] else "bilinear")
     return x
 
 
+def to_device(t: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """A host tensor on ``device``: on CUDA through page-locked memory with a non-blocking copy
+    (the copy overlaps the GPU's work; later kernels on the stream wait for it)."""
+    if torch.device(device).type == "cuda":
+        return t.pin_memory().to(device, non_blocking=True)
+    return t.to(device)
+
+
 def chips_to_tensor(chips: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Raw chips (any integer or float dtype) as float32 on the device."""
-    return _to_float(_to_torch_int(np.ascontiguousarray(chips)).to(device), chips.dtype)
+    """Raw chips (any integer or float dtype) as float32 on the device, moved in their own dtype
+    (uint16 is half of float32's bytes) and converted there."""
+    return _to_float(to_device(_to_torch_int(np.ascontiguousarray(chips)), device), chips.dtype)
 
 
 def previous_chip_index(tiles) -> np.ndarray:

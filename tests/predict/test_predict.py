@@ -135,6 +135,27 @@ def test_same_region_twice_gives_identical_files(trained, tmp_path):
         assert before[name] == after[name], name
 
 
+def test_a_failed_write_in_the_background_writer_stops_predict_and_leaves_no_folder(trained, tmp_path, monkeypatch):
+    from riotvit.errors import OutputPathError
+    from riotvit.publish.layers import CropsWriter
+
+    root, world, model = trained
+    calls = []
+
+    def full_disk(self, df):
+        calls.append(len(df))
+        if len(calls) == 2:
+            raise OutputPathError(f"{self.path}: no space left on device; free space and rerun")
+        return original(self, df)
+
+    original = CropsWriter.add
+    monkeypatch.setattr(CropsWriter, "add", full_disk)
+    with pytest.raises(OutputPathError, match="no space left"):
+        predict(model, _region(world), tmp_path / "p", PredictConfig(tta=1, batch_size=8), imagery=_imagery(world))
+    assert len(calls) == 2  # nothing more was written after the failure
+    assert not (tmp_path / "p").exists() and not any((tmp_path).glob("p*/run.json"))
+
+
 def test_two_halves_merge_into_the_whole(whole, trained, tmp_path):
     root, world, model = trained
     left = predict(model, _region(world, (0.1, 0.1, 0.5, 0.9)), tmp_path / "left", PredictConfig(tta=2), imagery=_imagery(world))

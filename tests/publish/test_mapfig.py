@@ -119,3 +119,45 @@ def test_edge_flag_marks_the_partial_cells(tmp_path):
     fig = map_figure(pred, TEXTS)
     hatched = [c for c in fig.axes[0].collections if c.get_hatch() == "////"]
     assert len(hatched) == 1 and len(hatched[0].get_paths()) == ROWS  # the right-hand column
+
+
+@pytest.mark.parametrize("crs", ["EPSG:32637", "EPSG:4326"])
+def test_backdrop_averages_the_imagery_like_a_full_resolution_warp(tmp_path, crs):
+    """map.png's imagery: read once in strips and block-averaged, then warped; against GDAL's
+    average warp of the whole raster: the same coverage and nodata hole, values within the
+    difference of two averaging footprints on a smooth image."""
+    import rasterio
+    from affine import Affine
+    from raster_fixtures import write_raster
+    from rasterio.enums import Resampling
+    from rasterio.transform import from_bounds
+    from rasterio.warp import reproject, transform_bounds
+
+    from riotvit.publish.mapfig import _backdrop, _block_mean
+
+    yy, xx = np.mgrid[0:1200, 0:900]
+    data = np.stack([1000 + xx, 1000 + yy, 3000 - xx - yy]).astype(np.uint16)
+    data[:, 500:600, 300:420] = 0  # a nodata hole
+    path = write_raster(tmp_path / "img.tif", data, Affine(3, 0, 500_000, 0, -3, 9_700_000), nodata=0)
+    left, right, bottom, top = 500_000 - 300, 500_000 + 2400, 9_700_000 - 3900, 9_700_000 + 150  # sticks out on 2 sides
+    if crs != "EPSG:32637":
+        left, bottom, right, top = transform_bounds("EPSG:32637", crs, left, bottom, right, top)
+    shape = (400, 270)
+    with rasterio.open(path) as ds:
+        got = _backdrop(ds, [1, 2, 3], crs, (left, right, bottom, top), shape)
+        ref = np.full((3, *shape), np.nan)
+        reproject(rasterio.band(ds, [1, 2, 3]), ref, dst_transform=from_bounds(left, bottom, right, top, shape[1], shape[0]),
+                  dst_crs=crs, dst_nodata=np.nan, resampling=Resampling.average)
+    a, b = np.isfinite(got).all(0), np.isfinite(ref).all(0)
+    assert a.shape == shape and 0.5 < a.mean() < 0.95  # outside the raster and the hole: no imagery
+    assert (a != b).mean() < 0.02  # the same coverage, up to the edges of the footprints
+    both = a & b
+    assert np.abs(got - ref)[:, both].max() < 12  # a 3-pixel block differs by at most a few DN on these ramps
+    assert np.median(np.abs(got - ref)[:, both]) < 2
+
+    m = np.ma.masked_array(np.arange(2 * 7 * 9, dtype=np.uint16).reshape(2, 7, 9), mask=np.zeros((2, 7, 9), bool))
+    m.mask[:, 0, 0] = True
+    blocks = _block_mean(m, 3)
+    assert blocks.shape == (2, 3, 3)
+    assert blocks[0, 0, 0] == pytest.approx(np.mean([1, 2, 9, 10, 11, 18, 19, 20]))  # the masked pixel left out
+    assert blocks[1, 2, 2] == pytest.approx(m[1, 6:, 6:].mean())  # a partial last block averages what it has
