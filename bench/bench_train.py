@@ -3,7 +3,8 @@
 The full loop is ``riotvit.train.loop.fit`` reading the tile set's chip store (cache mode
 ``auto``: chips copied to the device once, then gathered there per batch), converting,
 augmenting and normalising on the device. The model-only figure trains the same model, loss
-and optimiser on batches already in device memory (no data work at all): the ceiling.
+and optimiser on batches already in device memory (no data work at all): the ceiling. The two
+alternate (``--rounds``) and the medians are compared.
 
     python bench/bench_train.py                                  # CPU: tiny ViT, 64 px
     python bench/bench_train.py --backbone vit_small_patch16_224 --px 224 --batch 256 --precision bf16 --compile
@@ -36,6 +37,7 @@ def main() -> None:
     ap.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     ap.add_argument("--compile", action="store_true")
     ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--rounds", type=int, default=3, help="alternations of full loop and model alone (medians)")
     ap.add_argument("--json", type=Path)
     args = ap.parse_args()
     import torch
@@ -86,17 +88,11 @@ def main() -> None:
             lf = MultiTaskLoss(cfg.model, cfg.loss).to(dev)
             return m, lf, (torch.compile(m) if args.compile else None)
 
-        # full loop: fit() over every crop as training data, validation on a small slice
-        m, lf, comp = build()
+        # the full loop and the model alone, alternating (rounds), so both see the same machine state:
+        # on a shared 2-core machine one measured after the other differed by up to 25% either way
         batcher = ChipBatcher(ts, df["chip_index"].to_numpy(), meta, targets, BandNorm.from_stats(ts.bands, ts.stats),
                               dev, args.px, "auto")
-        with tempfile.TemporaryDirectory() as wd:
-            fr = fit(m, lf, batcher, rows, rows[:256], riot, cfg, Path(wd), "bench", bf16=bf16, compiled=comp)
-        batcher.close()
-        h = fr.history
-        full = float(h["images_per_s"].iloc[1:].median()) if len(h) > 1 else float(h["images_per_s"].iloc[0])
-
-        # model only: the same model, loss and optimiser on batches already in device memory
+        m_full, lf_full, comp_full = build()
         m, lf, comp = build()
         run = comp or m
         opt = make_optimizer(list(m.parameters()) + list(lf.parameters()), cfg)
@@ -113,22 +109,41 @@ def main() -> None:
             loss.backward()
             opt.step()
 
+        def model_only() -> float:
+            if cuda:
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            for _ in range(steps):
+                step()
+            if cuda:
+                torch.cuda.synchronize()
+            return steps * args.batch / (time.perf_counter() - t)
+
         for _ in range(3):
             step()
-        if cuda:
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        for _ in range(steps):
-            step()
-        if cuda:
-            torch.cuda.synchronize()
-        only = steps * args.batch / (time.perf_counter() - t)
+        fulls, onlys = [], []
+        with tempfile.TemporaryDirectory() as wd:
+            # fit() over every crop as training data (validation on a small slice, not timed); its first
+            # epoch warms up, later ones are the figures
+            fr = fit(m_full, lf_full, batcher, rows, rows[:256], riot, cfg, Path(wd), "bench", bf16=bf16,
+                     compiled=comp_full)
+            fulls += fr.history["images_per_s"].iloc[1:].tolist() or fr.history["images_per_s"].tolist()
+            onlys.append(model_only())
+            for r in range(args.rounds - 1):
+                fr = fit(m_full, lf_full, batcher, rows, rows[:256], riot, cfg.model_copy(
+                    update={"optim": cfg.optim.model_copy(update={"epochs": 2})}), Path(wd) / f"r{r}", "bench",
+                    bf16=bf16, compiled=comp_full)
+                fulls.append(float(fr.history["images_per_s"].iloc[-1]))
+                onlys.append(model_only())
+        batcher.close()
+        full, only = float(np.median(fulls)), float(np.median(onlys))
     out = {
         "device": torch.cuda.get_device_name() if cuda else f"cpu ({os.cpu_count()} cores)",
         "backbone": args.backbone, "tiny": tiny, "px": args.px, "batch": args.batch, "bf16": bf16,
         "compile": args.compile, "crops": len(df), "cache": batcher.cache,
         "full_loop_img_per_s": round(full, 1), "model_only_img_per_s": round(only, 1),
         "full_over_model_only": round(full / only, 3), "torch": torch.__version__,
+        "full_loop_rounds": [round(v, 1) for v in fulls], "model_only_rounds": [round(v, 1) for v in onlys],
         "load_avg": os.getloadavg()[0],
     }
     for k, v in out.items():
