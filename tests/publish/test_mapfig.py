@@ -161,3 +161,5 @@ def test_backdrop_averages_the_imagery_like_a_full_resolution_warp(tmp_path, crs
     assert blocks.shape == (2, 3, 3)
     assert blocks[0, 0, 0] == pytest.approx(np.mean([1, 2, 9, 10, 11, 18, 19, 20]))  # the masked pixel left out
     assert blocks[1, 2, 2] == pytest.approx(m[1, 6:, 6:].mean())  # a partial last block averages what it has
+    full = np.ma.masked_array(np.arange(2 * 6 * 9, dtype=np.uint16).reshape(2, 6, 9), mask=False)
+    np.testing.assert_allclose(_block_mean(full, 3), full.data.reshape(2, 2, 3, 3, 3).mean((2, 4)))  # all valid
