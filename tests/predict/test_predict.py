@@ -156,6 +156,18 @@ def test_a_failed_write_in_the_background_writer_stops_predict_and_leaves_no_fol
     assert not (tmp_path / "p").exists() and not any((tmp_path).glob("p*/run.json"))
 
 
+def test_bf16_on_the_cpu_runs_the_gpu_precision_path_and_agrees_with_fp32(whole, trained, tmp_path):
+    """--precision bf16 is what a GPU runs (autocast to bfloat16); the CPU runs the same code path."""
+    root, world, model = trained
+    half = predict(model, _region(world), tmp_path / "bf16", PredictConfig(tta=2, precision="bf16"), imagery=_imagery(world))
+    a = gpd.read_file(whole.path / "cells.gpkg", layer="crops").set_index("crop_id")
+    b = gpd.read_file(half.path / "cells.gpkg", layer="crops").set_index("crop_id").loc[a.index]
+    assert half.n_predicted == whole.n_predicted
+    p, q = a["riot_probability"].to_numpy(), b["riot_probability"].to_numpy()
+    assert not np.array_equal(p, q)  # bfloat16 did run
+    assert np.abs(p - q).max() < 0.05 and np.corrcoef(p, q)[0, 1] > 0.98
+
+
 def test_two_halves_merge_into_the_whole(whole, trained, tmp_path):
     root, world, model = trained
     left = predict(model, _region(world, (0.1, 0.1, 0.5, 0.9)), tmp_path / "left", PredictConfig(tta=2), imagery=_imagery(world))
