@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -202,6 +203,19 @@ def _result(f: Any) -> Any:
     text = str(e).splitlines()[0][:300] if str(e) else name
     raise ClusterError(f"a Dask worker failed on a block: {text}; this is a riotvit bug if the inputs are readable: "
                        "please report it with the command") from None
+
+
+def worker_threads() -> int | None:
+    """Threads of the Dask worker this runs in; None outside one (without importing distributed to ask)."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import get_worker
+
+    try:
+        w = get_worker()
+    except ValueError:
+        return None
+    return int(getattr(w, "nthreads", None) or w.state.nthreads)
 
 
 def worker_cache() -> dict:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from riotvit.cluster import worker_cache
+from riotvit.cluster import worker_cache, worker_threads
 from riotvit.device import choose_device
 from riotvit.errors import BundleError
 from riotvit.grid import CropGrid
@@ -249,7 +249,7 @@ def worker_runner(ctx: BlockContext):
     held = cache.get("predict_runner")
     if held is None or held[0] != key:
         if "threads" not in cache:
-            torch.set_num_threads(cache.setdefault("threads", _worker_threads()))
+            torch.set_num_threads(cache.setdefault("threads", worker_threads() or 1))
         cache.pop("predict_runner", None)  # one model per worker: free the last run's first
         if file_sha256(Path(ctx.bundle) / WEIGHTS) != ctx.weights_sha:
             raise BundleError(f"{ctx.bundle}: the model's weights changed while predicting (or differ on this worker); "
@@ -262,17 +262,6 @@ def worker_runner(ctx: BlockContext):
             held[1].set_baseline(ctx.baseline)
         held[2] = ctx.run
     return held[1]
-
-
-def _worker_threads() -> int:
-    """Threads of the current Dask worker (1 outside a worker)."""
-    try:
-        from distributed import get_worker
-
-        w = get_worker()
-    except (ImportError, ValueError):
-        return 1
-    return int(getattr(w, "nthreads", None) or w.state.nthreads)
 
 
 def scaled_metadata(bundle_meta, features: pd.DataFrame) -> np.ndarray | None:

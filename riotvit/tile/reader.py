@@ -21,12 +21,13 @@ from rasterio.errors import RasterioIOError
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window
 
+from riotvit.cluster import worker_threads
 from riotvit.errors import RasterError
 from riotvit.grid import CropGrid
 from riotvit.tile.source import RasterSource, valid_mask
 
 GDAL_CACHE_BYTES = 64 << 20
-#: Threads GDAL decodes a read's compressed tiles with (GDAL_NUM_THREADS; the same pixels, sooner).
+#: Threads GDAL decodes a read's compressed tiles with outside Dask (GDAL_NUM_THREADS; the same pixels, sooner).
 DECODE_THREADS = "ALL_CPUS"
 _KERNEL_PAD = {"nearest": 1, "bilinear": 2, "cubic": 3, "cubic_spline": 3, "lanczos": 4, "average": 2, "mode": 2}
 
@@ -74,8 +75,11 @@ class GridReader:
     def __enter__(self) -> GridReader:
         # each source pixel is read once per block, so GDAL's block cache (default 5% of RAM,
         # which grows with the raster) only needs to hold about one read band; a band spans many
-        # compressed tiles, which GDAL decodes on every core (1.8x faster reads on 2 cores)
-        self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES, GDAL_NUM_THREADS=DECODE_THREADS))
+        # compressed tiles, which GDAL decodes on every core (1.8x faster reads on 2 cores); a Dask
+        # worker decodes with its own threads, so workers sharing a machine do not oversubscribe it
+        threads = worker_threads()
+        self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=GDAL_CACHE_BYTES,
+                                               GDAL_NUM_THREADS=str(threads) if threads else DECODE_THREADS))
         for s in self.sources:
             ds = self._stack.enter_context(rasterio.open(s.path))
             self._ds.append(ds)

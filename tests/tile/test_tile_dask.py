@@ -155,3 +155,21 @@ def test_cli_tile_on_workers_and_scheduler_errors(tmp_path, rasters):
     r = runner.invoke(app, ["tile", str(rasters[0]), "--out", str(tmp_path / "x"), "--scheduler", "tcp://h:1",
                             "--workers", "2"])
     assert r.exit_code != 0 and "either workers" in r.output and "Traceback" not in r.output
+
+
+def _decode_threads() -> tuple[int | None, str | None]:
+    """In a task: the worker's threads, and the GDAL_NUM_THREADS a GridReader sets there."""
+    from rasterio.env import getenv
+
+    from riotvit.cluster import worker_threads
+    from riotvit.grid import CropGrid
+    from riotvit.tile.reader import GridReader
+
+    with GridReader([], CropGrid(32737, 672.0, 672.0, 64), "uint16"):
+        return worker_threads(), getenv().get("GDAL_NUM_THREADS")
+
+
+def test_a_worker_decodes_with_its_own_threads_and_one_process_with_every_core(dask_client):  # noqa: F811
+    """Workers sharing a machine must not each start a decoding thread per core."""
+    assert dask_client.submit(_decode_threads, pure=False).result() == (1, "1")  # one thread per worker here
+    assert _decode_threads() == (None, "ALL_CPUS")
