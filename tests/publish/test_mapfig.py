@@ -163,3 +163,30 @@ def test_backdrop_averages_the_imagery_like_a_full_resolution_warp(tmp_path, crs
     assert blocks[1, 2, 2] == pytest.approx(m[1, 6:, 6:].mean())  # a partial last block averages what it has
     full = np.ma.masked_array(np.arange(2 * 6 * 9, dtype=np.uint16).reshape(2, 6, 9), mask=False)
     np.testing.assert_allclose(_block_mean(full, 3), full.data.reshape(2, 2, 3, 3, 3).mean((2, 4)))  # all valid
+
+
+def test_backdrop_reads_a_cogs_overviews_instead_of_every_pixel(tmp_path):
+    """A 1-pixel checkerboard averages to 500 at full resolution; its nearest-neighbour overviews
+    hold one colour only, so a backdrop that took them shows 0 or 1000, not 500."""
+    import rasterio
+    from affine import Affine
+    from raster_fixtures import write_raster
+    from rasterio.enums import Resampling
+
+    from riotvit.publish.mapfig import _backdrop
+
+    yy, xx = np.mgrid[0:1024, 0:1024]
+    data = np.stack([((xx + yy) % 2) * 1000] * 3).astype(np.uint16)
+    plain = write_raster(tmp_path / "plain.tif", data, Affine(3, 0, 500_000, 0, -3, 9_700_000))
+    cog = write_raster(tmp_path / "cog.tif", data, Affine(3, 0, 500_000, 0, -3, 9_700_000))
+    with rasterio.open(cog, "r+") as ds:
+        ds.build_overviews([2, 4, 8], Resampling.nearest)
+    bounds = (500_000, 500_000 + 3072, 9_700_000 - 3072, 9_700_000)
+    with rasterio.open(plain) as ds:
+        full = _backdrop(ds, [1, 2, 3], "EPSG:32637", bounds, (256, 256))
+    with rasterio.open(cog) as ds:
+        assert ds.overviews(1) == [2, 4, 8]
+        over = _backdrop(ds, [1, 2, 3], "EPSG:32637", bounds, (256, 256))
+    assert np.isfinite(full).all() and np.isfinite(over).all()
+    assert np.abs(full - 500).max() < 1  # every pixel averaged
+    assert min(np.abs(over - 0).max(), np.abs(over - 1000).max()) < 1  # one colour: read from an overview
