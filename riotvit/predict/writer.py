@@ -29,7 +29,8 @@ class BackgroundWriter(Generic[T]):
     def __init__(self, write: Callable[[T], None], depth: int = 4):
         self._write = write
         self._q: queue.Queue = queue.Queue(maxsize=depth)
-        self._error: BaseException | None = None
+        self._error: BaseException | None = None  # raised once in the caller
+        self._failed = threading.Event()  # stays set: nothing is written after a failure
         self._abandon = threading.Event()
         self._t = threading.Thread(target=self._run, name="riotvit-writer", daemon=True)
         self._t.start()
@@ -39,12 +40,13 @@ class BackgroundWriter(Generic[T]):
             item = self._q.get()
             if item is _STOP:
                 return
-            if self._error is not None or self._abandon.is_set():
+            if self._failed.is_set() or self._abandon.is_set():
                 continue  # drain: the caller learns of the error, nothing more is written
             try:
                 self._write(item)
             except BaseException as e:  # handed to the caller
                 self._error = e
+                self._failed.set()
 
     def _raise(self) -> None:
         if self._error is not None:
