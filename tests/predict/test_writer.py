@@ -50,12 +50,11 @@ def test_leaving_by_an_exception_abandons_the_queue():
     gate = threading.Event()
 
     def write(i):
-        gate.wait(1)
+        gate.wait(0.3)  # the first write is still running when the caller fails
         seen.append(i)
 
     with pytest.raises(KeyError), BackgroundWriter(write, depth=8) as w:
         for i in range(5):
             w.put(i)
-        gate.set()
         raise KeyError("model failed")
-    assert len(seen) <= 5 and seen == sorted(seen)
+    assert seen in ([], [0])  # at most the write in progress; the 4 queued items are dropped
